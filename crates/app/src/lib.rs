@@ -1,0 +1,15 @@
+//! Duet's use cases: creating, reading, joining and editing rooms, and asking for completions.
+//!
+//! Each use case talks to the outside world only through the ports in [`ports`], which this crate
+//! owns; adapters (the SQL store, the WebSocket server) implement or call them. This crate knows
+//! no database library, web framework or wire format. In-memory fakes and mockall mocks of every
+//! port are exported behind the `test-support` feature.
+
+mod autocomplete;
+pub mod ports;
+mod rooms;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use autocomplete::{Autocomplete, AutocompleteRequestError};
+pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, NewRoom, Rooms};

@@ -1,0 +1,77 @@
+//! The ports the use cases need, each named for its role. Adapters implement them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use duet_domain::{Room, RoomId};
+
+/// A boxed error from an adapter, kept as the cause of a port error so it can be logged.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a storage port can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The room named by the call does not exist.
+    #[error("room {0} does not exist")]
+    RoomNotFound(RoomId),
+    /// A room with that id exists already.
+    #[error("room {0} already exists")]
+    RoomExists(RoomId),
+    /// The store could not be reached or failed; the cause is attached for the logs.
+    #[error("the room store is unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Where rooms are kept.
+#[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
+#[async_trait]
+pub trait RoomRepository: Send + Sync {
+    /// Stores a new room.
+    ///
+    /// # Errors
+    /// [`RepositoryError::RoomExists`] when the id is taken; [`RepositoryError::Unavailable`]
+    /// when the store fails.
+    async fn insert(&self, room: &Room) -> Result<(), RepositoryError>;
+
+    /// The room with this id, or `None` when there is none.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError>;
+
+    /// Replaces the stored state of an existing room (its code, language, revision and update
+    /// time) and returns once that is durable.
+    ///
+    /// # Errors
+    /// [`RepositoryError::RoomNotFound`] when the room does not exist;
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn save(&self, room: &Room) -> Result<(), RepositoryError>;
+}
+
+/// Tells whether the storage behind the service answers, for readiness probes.
+#[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    /// Succeeds when the store answers a trivial query.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when it does not.
+    async fn check(&self) -> Result<(), RepositoryError>;
+}
+
+/// The time, as the use cases see it.
+#[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// The current time, truncated to whole milliseconds so that it round-trips through every
+    /// store unchanged.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(3)
+    }
+}

@@ -1,0 +1,18 @@
+//! Duet's pure core: the types and rules of collaborative rooms, with no I/O.
+//!
+//! This crate knows no async runtime, database or web framework, so any Rust program can reuse it:
+//! a room and its code ([`Room`]), typed ids ([`RoomId`]) and languages ([`Language`]), edits to a
+//! room's code ([`Edit`]), positions counted the way editors count them ([`Utf16Position`]), and
+//! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
+
+mod autocomplete;
+mod room;
+mod text;
+
+#[cfg(any(test, feature = "test-support"))]
+pub use autocomplete::MockAutocompleter;
+pub use autocomplete::{
+    AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
+};
+pub use room::{Edit, Language, LanguageError, Room, RoomId, RoomIdError};
+pub use text::{PositionError, Utf16Position, utf16_len};

@@ -1,0 +1,289 @@
+//! Rooms: the shared unit of collaboration, named by a [`RoomId`], holding code in a [`Language`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The id of a room: a UUID, written in its hyphenated lowercase form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomId(Uuid);
+
+/// A string that is not a room id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a room id: expected a UUID such as 67e55044-10b1-426f-9247-bb680e5fe0c8")]
+pub struct RoomIdError {
+    input: String,
+}
+
+impl RoomId {
+    /// A new random (version 4) id.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Parses a room id from its textual form.
+    ///
+    /// # Errors
+    /// [`RoomIdError`] when `input` is not a UUID.
+    pub fn parse(input: &str) -> Result<Self, RoomIdError> {
+        let mut shown: String = input.chars().take(64).collect();
+        if shown.len() < input.len() {
+            shown.push('…');
+        }
+        Uuid::parse_str(input)
+            .map(Self)
+            .map_err(|_| RoomIdError { input: shown })
+    }
+
+    /// Wraps a UUID read from trusted storage.
+    #[must_use]
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+
+    /// The UUID behind this id.
+    #[must_use]
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(formatter)
+    }
+}
+
+impl FromStr for RoomId {
+    type Err = RoomIdError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Self::parse(input)
+    }
+}
+
+/// The programming language of a room, such as `python` or `rust`.
+///
+/// Stored lowercased. Any short identifier is accepted, so a front end can name languages the
+/// server has no special support for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Language(String);
+
+/// A string that cannot name a language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LanguageError {
+    /// The name was empty or only whitespace.
+    #[error("the language must not be empty")]
+    Empty,
+    /// The name was longer than [`Language::MAX_LEN`].
+    #[error("the language name is longer than {max} characters", max = Language::MAX_LEN)]
+    TooLong,
+    /// The name held a character outside letters, digits and `+ # - _ .`.
+    #[error("the language name may hold only letters, digits and `+ # - _ .`, not {0:?}")]
+    InvalidCharacter(char),
+}
+
+impl Language {
+    /// The longest language name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// The language of a room created without one: the prototype's rooms held Python.
+    pub const DEFAULT: &'static str = "python";
+
+    /// Validates and normalises (trims, lowercases) a language name.
+    ///
+    /// # Errors
+    /// [`LanguageError`] when the name is empty, too long or holds other characters.
+    pub fn new(name: &str) -> Result<Self, LanguageError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(LanguageError::Empty);
+        }
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(LanguageError::TooLong);
+        }
+        if let Some(bad) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '-' | '_' | '.')))
+        {
+            return Err(LanguageError::InvalidCharacter(bad));
+        }
+        Ok(Self(name.to_ascii_lowercase()))
+    }
+
+    /// The normalised name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Language {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// A change to a room's code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// The whole buffer, as sent by the prototype's clients: it replaces the code.
+    ReplaceAll(String),
+}
+
+/// A room: its code, the language of that code, and how many edits made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    id: RoomId,
+    language: Language,
+    code: String,
+    revision: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Room {
+    /// A new room at revision 0.
+    #[must_use]
+    pub fn new(id: RoomId, language: Language, code: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            language,
+            code,
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Rebuilds a room from storage, trusting what was stored.
+    #[must_use]
+    pub fn restore(
+        id: RoomId,
+        language: Language,
+        code: String,
+        revision: u64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            language,
+            code,
+            revision,
+            created_at,
+            updated_at,
+        }
+    }
+
+    /// Applies an edit made at `now`, moving the room to the next revision.
+    pub fn apply(&mut self, edit: Edit, now: DateTime<Utc>) {
+        match edit {
+            Edit::ReplaceAll(code) => self.code = code,
+        }
+        self.revision += 1;
+        self.updated_at = now;
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> RoomId {
+        self.id
+    }
+
+    #[must_use]
+    pub const fn language(&self) -> &Language {
+        &self.language
+    }
+
+    #[must_use]
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// How many edits the room has taken since it was created.
+    #[must_use]
+    pub const fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    #[must_use]
+    pub const fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_id_round_trips_through_text() {
+        let id = RoomId::generate();
+        assert_eq!(RoomId::parse(&id.to_string()), Ok(id));
+    }
+
+    #[test]
+    fn room_id_rejects_what_is_not_a_uuid() {
+        for input in ["", "room-1", "67e55044-10b1-426f-9247", "../etc/passwd"] {
+            assert!(RoomId::parse(input).is_err(), "{input:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn room_id_error_shortens_long_input() {
+        let long = "x".repeat(10_000);
+        let message = RoomId::parse(&long).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn languages_are_normalised_and_checked() {
+        let cases: &[(&str, Result<&str, LanguageError>)] = &[
+            ("python", Ok("python")),
+            (" Rust ", Ok("rust")),
+            ("C++", Ok("c++")),
+            ("c#", Ok("c#")),
+            ("objective-c", Ok("objective-c")),
+            ("", Err(LanguageError::Empty)),
+            ("   ", Err(LanguageError::Empty)),
+            ("py thon", Err(LanguageError::InvalidCharacter(' '))),
+            ("<script>", Err(LanguageError::InvalidCharacter('<'))),
+        ];
+        for (input, expected) in cases {
+            let got = Language::new(input);
+            assert_eq!(
+                got.as_ref().map(Language::as_str),
+                expected.as_ref().map(|s| *s),
+                "{input:?}"
+            );
+        }
+        assert_eq!(Language::new(&"a".repeat(33)), Err(LanguageError::TooLong));
+    }
+
+    #[test]
+    fn applying_an_edit_moves_to_the_next_revision() {
+        let created = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let later = DateTime::<Utc>::from_timestamp(1_700_000_100, 0).unwrap_or_default();
+        let mut room = Room::new(RoomId::generate(), Language::default(), "a".into(), created);
+        room.apply(Edit::ReplaceAll("print(1)".into()), later);
+        room.apply(Edit::ReplaceAll("print(2)".into()), later);
+        assert_eq!(room.code(), "print(2)");
+        assert_eq!(room.revision(), 2);
+        assert_eq!(room.created_at(), created);
+        assert_eq!(room.updated_at(), later);
+    }
+}
