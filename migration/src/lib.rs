@@ -1,1 +1,16 @@
+//! Duet's database migrations, in the sea-orm-migration layout. The server runs them at start-up;
+//! `make migrate` runs them on their own. A migration is never edited once released: add one.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_rooms;
+
+/// Every migration, in the order it applies.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_rooms::Migration)]
+    }
+}

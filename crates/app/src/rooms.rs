@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use duet_domain::{Edit, Language, LanguageError, Room, RoomId};
+use duet_domain::{CodeError, Edit, Language, LanguageError, Room, RoomId};
 
 use crate::ports::{Clock, RepositoryError, RoomRepository};
 
@@ -18,6 +18,8 @@ pub struct NewRoom {
 pub enum CreateRoomError {
     #[error(transparent)]
     InvalidLanguage(#[from] LanguageError),
+    #[error(transparent)]
+    InvalidCode(#[from] CodeError),
     #[error("the room store is unavailable")]
     Unavailable(#[source] RepositoryError),
 }
@@ -34,6 +36,8 @@ pub enum GetRoomError {
 /// Why an edit was not applied. The room is left as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyEditError {
+    #[error(transparent)]
+    InvalidCode(#[from] CodeError),
     #[error("room {0} does not exist")]
     NotFound(RoomId),
     #[error("the room store is unavailable")]
@@ -58,6 +62,7 @@ impl Rooms {
     ///
     /// # Errors
     /// [`CreateRoomError::InvalidLanguage`] for a language that cannot be a name;
+    /// [`CreateRoomError::InvalidCode`] for code a room cannot hold;
     /// [`CreateRoomError::Unavailable`] when the store fails.
     pub async fn create(&self, request: NewRoom) -> Result<Room, CreateRoomError> {
         let language = match request.language.as_deref() {
@@ -69,7 +74,7 @@ impl Rooms {
             language,
             request.code.unwrap_or_default(),
             self.clock.now(),
-        );
+        )?;
         self.repository
             .insert(&room)
             .await
@@ -104,11 +109,12 @@ impl Rooms {
     /// state, which the store has committed; on failure `room` is unchanged.
     ///
     /// # Errors
+    /// [`ApplyEditError::InvalidCode`] when the edit leaves code a room cannot hold;
     /// [`ApplyEditError::NotFound`] when the room has been deleted from the store;
     /// [`ApplyEditError::Unavailable`] when the store fails.
     pub async fn apply_edit(&self, room: &mut Room, edit: Edit) -> Result<(), ApplyEditError> {
         let mut next = room.clone();
-        next.apply(edit, self.clock.now());
+        next.apply(edit, self.clock.now())?;
         match self.repository.save(&next).await {
             Ok(()) => {
                 *room = next;
@@ -209,7 +215,8 @@ mod tests {
             Language::default(),
             "before".into(),
             FixedClock::default().now(),
-        );
+        )
+        .expect("valid code");
         let before = room.clone();
         let result = rooms
             .apply_edit(&mut room, Edit::ReplaceAll("after".into()))
@@ -226,7 +233,8 @@ mod tests {
             Language::default(),
             String::new(),
             FixedClock::default().now(),
-        );
+        )
+        .expect("valid code");
         let result = rooms
             .apply_edit(&mut room, Edit::ReplaceAll("x".into()))
             .await;

@@ -14,5 +14,5 @@ pub use autocomplete::MockAutocompleter;
 pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
 };
-pub use room::{Edit, Language, LanguageError, Room, RoomId, RoomIdError};
+pub use room::{CodeError, Edit, Language, LanguageError, Room, RoomId, RoomIdError};
 pub use text::{PositionError, Utf16Position, utf16_len};

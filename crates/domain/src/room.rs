@@ -133,6 +133,23 @@ impl fmt::Display for Language {
     }
 }
 
+/// Code that no room may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// NUL characters are refused: no source file holds them on purpose, and PostgreSQL's text
+    /// type cannot store them, so accepting them would make storage differ between databases.
+    #[error("code must not contain NUL characters (U+0000)")]
+    ContainsNul,
+}
+
+fn check_code(code: &str) -> Result<(), CodeError> {
+    if code.contains('\0') {
+        Err(CodeError::ContainsNul)
+    } else {
+        Ok(())
+    }
+}
+
 /// A change to a room's code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Edit {
@@ -153,16 +170,24 @@ pub struct Room {
 
 impl Room {
     /// A new room at revision 0.
-    #[must_use]
-    pub fn new(id: RoomId, language: Language, code: String, now: DateTime<Utc>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`CodeError`] when the code cannot be held by a room.
+    pub fn new(
+        id: RoomId,
+        language: Language,
+        code: String,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CodeError> {
+        check_code(&code)?;
+        Ok(Self {
             id,
             language,
             code,
             revision: 0,
             created_at: now,
             updated_at: now,
-        }
+        })
     }
 
     /// Rebuilds a room from storage, trusting what was stored.
@@ -186,12 +211,19 @@ impl Room {
     }
 
     /// Applies an edit made at `now`, moving the room to the next revision.
-    pub fn apply(&mut self, edit: Edit, now: DateTime<Utc>) {
+    ///
+    /// # Errors
+    /// [`CodeError`] when the edit would leave code a room cannot hold; the room is unchanged.
+    pub fn apply(&mut self, edit: Edit, now: DateTime<Utc>) -> Result<(), CodeError> {
         match edit {
-            Edit::ReplaceAll(code) => self.code = code,
+            Edit::ReplaceAll(code) => {
+                check_code(&code)?;
+                self.code = code;
+            }
         }
         self.revision += 1;
         self.updated_at = now;
+        Ok(())
     }
 
     #[must_use]
@@ -278,12 +310,32 @@ mod tests {
     fn applying_an_edit_moves_to_the_next_revision() {
         let created = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let later = DateTime::<Utc>::from_timestamp(1_700_000_100, 0).unwrap_or_default();
-        let mut room = Room::new(RoomId::generate(), Language::default(), "a".into(), created);
-        room.apply(Edit::ReplaceAll("print(1)".into()), later);
-        room.apply(Edit::ReplaceAll("print(2)".into()), later);
+        let mut room = Room::new(RoomId::generate(), Language::default(), "a".into(), created)
+            .expect("valid code");
+        room.apply(Edit::ReplaceAll("print(1)".into()), later)
+            .expect("valid edit");
+        room.apply(Edit::ReplaceAll("print(2)".into()), later)
+            .expect("valid edit");
         assert_eq!(room.code(), "print(2)");
         assert_eq!(room.revision(), 2);
         assert_eq!(room.created_at(), created);
         assert_eq!(room.updated_at(), later);
+    }
+
+    #[test]
+    fn code_with_nul_is_refused_and_changes_nothing() {
+        let now = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        assert_eq!(
+            Room::new(RoomId::generate(), Language::default(), "a\0b".into(), now),
+            Err(CodeError::ContainsNul)
+        );
+        let mut room =
+            Room::new(RoomId::generate(), Language::default(), "ok".into(), now).expect("valid");
+        let before = room.clone();
+        assert_eq!(
+            room.apply(Edit::ReplaceAll("\0".into()), now),
+            Err(CodeError::ContainsNul)
+        );
+        assert_eq!(room, before);
     }
 }
