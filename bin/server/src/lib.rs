@@ -1,1 +1,92 @@
+//! The Duet server: reads its [`Config`], opens the database, wires the adapters into the use
+//! cases and serves. [`run`] takes a bound listener and a shutdown future so that tests can run
+//! the real server in process.
 
+mod config;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use duet_app::ports::SystemClock;
+use duet_app::{Autocomplete, Rooms};
+use duet_domain::CannedAutocompleter;
+use duet_infra_postgres::{ConnectError, SqlRoomRepository, connect};
+use duet_infra_ws::Services;
+use tokio::net::TcpListener;
+
+pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] ConnectError),
+    #[error("the server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Binds the configured address.
+///
+/// # Errors
+/// [`ServerError::Bind`] when the address is in use or not available.
+pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServerError::Bind {
+            address: config.bind,
+            source,
+        })
+}
+
+/// Opens and migrates the database, then serves on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// [`ServerError`] when the database cannot be opened or the listener fails.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let connection = connect(&config.database_url).await?;
+    let repository = Arc::new(SqlRoomRepository::new(connection.clone()));
+    let engine = match config.autocomplete {
+        AutocompleteEngine::Canned => Arc::new(CannedAutocompleter),
+    };
+    let services = Services {
+        rooms: Rooms::new(repository.clone(), Arc::new(SystemClock)),
+        autocomplete: Autocomplete::new(engine),
+        health: repository,
+    };
+    let address = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(%address, database = %config.database_url, "duet-server listening");
+    duet_infra_ws::serve(listener, services, config.settings, shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    let _ = connection.close().await;
+    tracing::info!("duet-server stopped");
+    Ok(())
+}
+
+/// Formats an error with its causes on one line, `outer: inner: innermost`.
+#[must_use]
+pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !line.contains(&cause_text) {
+            line.push_str(": ");
+            line.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}

@@ -1,1 +1,185 @@
+//! Duet's HTTP and WebSocket adapter on axum: the routes, the wire types, the WebSocket
+//! protocol and the per-room hubs. Only this crate knows axum and JSON framing.
+//!
+//! [`serve`] runs the whole API on a listener until a shutdown future completes; [`router`]
+//! builds the same routes for tests that call them in process.
 
+mod error;
+mod hub;
+mod json;
+mod routes;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::map_response;
+use axum::routing::{get, post};
+use duet_app::ports::HealthCheck;
+use duet_app::{Autocomplete, Rooms};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use hub::Hubs;
+
+/// Which browser origins may call the API.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    /// Any origin (the default).
+    #[default]
+    Any,
+    /// Only these, such as `https://editor.example.com`.
+    List(Vec<String>),
+}
+
+/// How the HTTP and WebSocket edge behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub allowed_origins: AllowedOrigins,
+    /// The largest HTTP request body accepted.
+    pub max_body_bytes: usize,
+    /// The largest WebSocket message accepted.
+    pub max_frame_bytes: usize,
+    /// How many frames a WebSocket client may fall behind before it is dropped.
+    pub send_queue: usize,
+    /// How long open WebSockets get to close when the server stops.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            allowed_origins: AllowedOrigins::Any,
+            max_body_bytes: 1024 * 1024,
+            max_frame_bytes: 1024 * 1024,
+            send_queue: 256,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The use cases the edge calls.
+#[derive(Clone)]
+pub struct Services {
+    pub rooms: Rooms,
+    pub autocomplete: Autocomplete,
+    pub health: Arc<dyn HealthCheck>,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState {
+    rooms: Rooms,
+    autocomplete: Autocomplete,
+    health: Arc<dyn HealthCheck>,
+    hubs: Arc<Hubs>,
+    settings: Arc<Settings>,
+    /// Turns true when the server starts shutting down.
+    shutdown: watch::Receiver<bool>,
+    /// Held by each open WebSocket, so shutdown can wait for all of them to close.
+    connections: mpsc::Sender<()>,
+}
+
+/// Stops the WebSocket connections of a [`router`] and waits for them.
+pub struct Shutdown {
+    signal: watch::Sender<bool>,
+    connections: mpsc::Receiver<()>,
+}
+
+impl Shutdown {
+    /// Asks every open WebSocket to close (code 1001) and waits up to `grace` for them.
+    pub async fn close_connections(mut self, grace: Duration) {
+        self.signal.send_replace(true);
+        // Every connection holds a sender; `recv` answers `None` once the last one is gone.
+        let _ = tokio::time::timeout(grace, self.connections.recv()).await;
+    }
+}
+
+/// The API's routes with their middleware, and the handle that closes their WebSockets.
+pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
+    let (signal, shutdown) = watch::channel(false);
+    let (connections, connections_closed) = mpsc::channel(1);
+    let cors = cors(&settings.allowed_origins);
+    let body_limit = RequestBodyLimitLayer::new(settings.max_body_bytes);
+    let state = AppState {
+        hubs: Arc::new(Hubs::new(services.rooms.clone(), settings.send_queue)),
+        rooms: services.rooms,
+        autocomplete: services.autocomplete,
+        health: services.health,
+        settings: Arc::new(settings),
+        shutdown,
+        connections,
+    };
+    let router = Router::new()
+        .route("/", get(routes::status))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/rooms", post(routes::create_room))
+        .route("/rooms/create", post(routes::create_room_legacy))
+        .route("/rooms/{room_id}", get(routes::get_room))
+        .route("/autocomplete", post(routes::autocomplete))
+        .route("/ws/{room_id}", get(ws::connect))
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(map_response(error::normalise_error_response))
+        .layer(body_limit)
+        .layer(cors)
+        .layer(TraceLayer::new_for_http());
+    let shutdown = Shutdown {
+        signal,
+        connections: connections_closed,
+    };
+    (router, shutdown)
+}
+
+fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any)
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting, closes every
+/// WebSocket with 1001 and returns once they are gone (or the grace period is over).
+///
+/// # Errors
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = settings.shutdown_grace;
+    let (router, connections) = router(services, settings);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closer = tokio::spawn(async move {
+        // Fires when the server stops accepting, whatever the reason.
+        let _ = stopped.await;
+        connections.close_connections(grace).await;
+    });
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        })
+        .await;
+    // `stopping` has been sent or dropped by now; wait for the WebSockets to close.
+    let _ = closer.await;
+    result
+}

@@ -1,0 +1,240 @@
+//! The server's configuration, read once from the environment (and a `.env` file, if present).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
+use duet_infra_ws::{AllowedOrigins, Settings};
+
+/// Everything the server needs to start. Its `Debug` hides the database password.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub settings: Settings,
+    pub autocomplete: AutocompleteEngine,
+}
+
+/// Which engine answers completion requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutocompleteEngine {
+    /// The prototype's rule.
+    Canned,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("DATABASE_URL is not usable: {0}")]
+    DatabaseUrl(#[source] DatabaseUrlError),
+    #[error("the DB_* variables do not make a PostgreSQL URL: {0}")]
+    DatabaseParts(#[source] DatabaseUrlError),
+    #[error("{name} must be {expected}, got `{value}`")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+}
+
+/// The address served when `DUET_BIND` is unset: the prototype's.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that cannot be used.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, which answers a variable's value.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that cannot be used.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Settings::default();
+        let settings = Settings {
+            allowed_origins: origins(lookup("DUET_CORS_ORIGINS")),
+            max_body_bytes: positive(&lookup, "DUET_MAX_BODY_BYTES", defaults.max_body_bytes)?,
+            max_frame_bytes: positive(&lookup, "DUET_MAX_FRAME_BYTES", defaults.max_frame_bytes)?,
+            send_queue: positive(&lookup, "DUET_SEND_QUEUE", defaults.send_queue)?,
+            shutdown_grace: Duration::from_secs(
+                positive(&lookup, "DUET_SHUTDOWN_GRACE_SECS", 5)?
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            ),
+        };
+        let bind = lookup("DUET_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind = bind.parse().map_err(|_| ConfigError::Invalid {
+            name: "DUET_BIND",
+            expected: "an address such as 127.0.0.1:8000",
+            value: bind,
+        })?;
+        let autocomplete = match lookup("DUET_AUTOCOMPLETE").as_deref() {
+            None | Some("canned") => AutocompleteEngine::Canned,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "DUET_AUTOCOMPLETE",
+                    expected: "`canned`",
+                    value: other.to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            database_url: database_url(&lookup)?,
+            bind,
+            settings,
+            autocomplete,
+        })
+    }
+}
+
+fn database_url(lookup: &impl Fn(&str) -> Option<String>) -> Result<DatabaseUrl, ConfigError> {
+    if let Some(url) = lookup("DATABASE_URL") {
+        return DatabaseUrl::parse(&url).map_err(ConfigError::DatabaseUrl);
+    }
+    // The prototype's variables, kept so its deployments start unchanged.
+    if let (Some(user), Some(password), Some(host), Some(name)) = (
+        lookup("DB_USER"),
+        lookup("DB_PASS"),
+        lookup("DB_HOST"),
+        lookup("DB_NAME"),
+    ) {
+        let port = match lookup("DB_PORT") {
+            None => None,
+            Some(port) => Some(port.parse().map_err(|_| ConfigError::Invalid {
+                name: "DB_PORT",
+                expected: "a port number",
+                value: port,
+            })?),
+        };
+        return DatabaseUrl::postgres(&user, &password, &host, port, &name)
+            .map_err(ConfigError::DatabaseParts);
+    }
+    DatabaseUrl::parse(DatabaseUrl::DEFAULT).map_err(ConfigError::DatabaseUrl)
+}
+
+fn origins(value: Option<String>) -> AllowedOrigins {
+    match value {
+        None => AllowedOrigins::Any,
+        Some(value) if value.trim() == "*" => AllowedOrigins::Any,
+        Some(value) => AllowedOrigins::List(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    }
+}
+
+fn positive(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<usize>() {
+            Ok(number) if number > 0 => Ok(number),
+            _ => Err(ConfigError::Invalid {
+                name,
+                expected: "a positive whole number",
+                value,
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_to_sqlite_on_the_prototype_port() {
+        let config = config(&[]).expect("valid");
+        assert_eq!(config.database_url.expose(), DatabaseUrl::DEFAULT);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.settings, Settings::default());
+        assert_eq!(config.autocomplete, AutocompleteEngine::Canned);
+    }
+
+    #[test]
+    fn builds_postgres_from_the_prototype_variables() {
+        let config = config(&[
+            ("DB_USER", "duet"),
+            ("DB_PASS", "s3cret"),
+            ("DB_HOST", "db"),
+            ("DB_NAME", "duet"),
+            ("DB_PORT", "5433"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.database_url.expose(),
+            "postgres://duet:s3cret@db:5433/duet"
+        );
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn database_url_wins_over_the_parts() {
+        let config = config(&[
+            ("DATABASE_URL", "sqlite://other.db?mode=rwc"),
+            ("DB_USER", "duet"),
+            ("DB_PASS", "x"),
+            ("DB_HOST", "db"),
+            ("DB_NAME", "duet"),
+        ])
+        .expect("valid");
+        assert_eq!(config.database_url.expose(), "sqlite://other.db?mode=rwc");
+    }
+
+    #[test]
+    fn reads_the_edge_settings() {
+        let config = config(&[
+            ("DUET_BIND", "0.0.0.0:9000"),
+            ("DUET_CORS_ORIGINS", "https://a.example, https://b.example"),
+            ("DUET_MAX_BODY_BYTES", "2048"),
+            ("DUET_MAX_FRAME_BYTES", "4096"),
+            ("DUET_SEND_QUEUE", "8"),
+        ])
+        .expect("valid");
+        assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            config.settings.allowed_origins,
+            AllowedOrigins::List(vec!["https://a.example".into(), "https://b.example".into()])
+        );
+        assert_eq!(config.settings.max_body_bytes, 2048);
+        assert_eq!(config.settings.max_frame_bytes, 4096);
+        assert_eq!(config.settings.send_queue, 8);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+            ("DATABASE_URL", "::nonsense", "DATABASE_URL"),
+            ("DUET_BIND", "localhost", "DUET_BIND"),
+            ("DUET_MAX_FRAME_BYTES", "0", "DUET_MAX_FRAME_BYTES"),
+            ("DUET_SEND_QUEUE", "-3", "DUET_SEND_QUEUE"),
+            ("DUET_AUTOCOMPLETE", "gpt", "DUET_AUTOCOMPLETE"),
+        ];
+        for (name, value, mentioned) in cases {
+            let error = config(&[(name, value)]).expect_err(name).to_string();
+            assert!(error.contains(mentioned), "{name}={value}: {error}");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The one error type of the HTTP edge: a status, a stable code and a message, answered as
+//! `{"error": {"code": "...", "message": "..."}}`. Causes that are the server's own (a failing
+//! database) are logged here once and never shown to the client.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use duet_app::{ApplyEditError, AutocompleteRequestError, CreateRoomError, GetRoomError};
+use duet_domain::{PositionError, RoomIdError};
+use serde::Serialize;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure of the server's own, logged with its cause chain; the client learns only
+    /// that the service is unavailable.
+    pub fn unavailable(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::error!(error = %error_chain(error), "request failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the service cannot answer right now; try again later",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The generic error for a status answered by the framework (unknown route, wrong method,
+    /// missing upgrade), so that those bodies have the same shape too.
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", "this route does not take that method")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is larger than the server accepts",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "the request body has an unsupported type",
+            ),
+            StatusCode::UPGRADE_REQUIRED => (
+                "upgrade_required",
+                "this route speaks WebSocket only: send an upgrade request",
+            ),
+            status if status.is_server_error() => {
+                ("internal", "the server failed to answer this request")
+            }
+            _ => ("bad_request", "the request is not valid"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+/// Formats an error with all its causes, `outer: inner: innermost`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Rewrites an error response that is not already JSON (one the framework or a middleware made)
+/// into the common error shape, keeping its status.
+pub async fn normalise_error_response(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value == HeaderValue::from_static("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let replacement = ApiError::for_status(status).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let (_, body) = replacement.into_parts();
+    Response::from_parts(parts, Body::new(body))
+}
+
+impl From<RoomIdError> for ApiError {
+    fn from(error: RoomIdError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_room_id",
+            error.to_string(),
+        )
+    }
+}
+
+impl From<GetRoomError> for ApiError {
+    fn from(error: GetRoomError) -> Self {
+        match error {
+            GetRoomError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            GetRoomError::Unavailable(_) => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<CreateRoomError> for ApiError {
+    fn from(error: CreateRoomError) -> Self {
+        match error {
+            CreateRoomError::InvalidLanguage(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_language",
+                error.to_string(),
+            ),
+            CreateRoomError::InvalidCode(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_code",
+                error.to_string(),
+            ),
+            CreateRoomError::Unavailable(_) => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<ApplyEditError> for ApiError {
+    fn from(error: ApplyEditError) -> Self {
+        match error {
+            ApplyEditError::InvalidCode(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_code",
+                error.to_string(),
+            ),
+            ApplyEditError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            ApplyEditError::Unavailable(_) => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<AutocompleteRequestError> for ApiError {
+    fn from(error: AutocompleteRequestError) -> Self {
+        let code = match error {
+            AutocompleteRequestError::InvalidCursor(
+                PositionError::PastEnd { .. } | PositionError::SplitsSurrogatePair { .. },
+            ) => "invalid_cursor",
+            AutocompleteRequestError::InvalidLanguage(_) => "invalid_language",
+        };
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string())
+    }
+}

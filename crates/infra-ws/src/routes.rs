@@ -1,0 +1,181 @@
+//! The HTTP routes and their wire types (JSON, camelCase).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::SecondsFormat;
+use duet_app::NewRoom;
+use duet_domain::{Room, RoomId};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::json::{JsonBody, OptionalJson};
+
+#[derive(Serialize)]
+pub struct Status {
+    service: &'static str,
+    version: &'static str,
+}
+
+/// `GET /`: what this service is.
+pub async fn status() -> Json<Status> {
+    Json(Status {
+        service: "duet",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Serialize)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /readyz`: the process can serve, which means its database answers.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state
+        .health
+        .check()
+        .await
+        .map_err(|error| ApiError::unavailable(&error))?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoomRequest {
+    language: Option<String>,
+    code: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedRoom {
+    room_id: String,
+}
+
+async fn create(state: &AppState, body: Option<CreateRoomRequest>) -> Result<RoomId, ApiError> {
+    let body = body.unwrap_or_default();
+    let room = state
+        .rooms
+        .create(NewRoom {
+            language: body.language,
+            code: body.code,
+        })
+        .await?;
+    tracing::info!(room = %room.id(), language = %room.language(), "room created");
+    Ok(room.id())
+}
+
+/// `POST /rooms/create`: the prototype's route, answering 200.
+pub async fn create_room_legacy(
+    State(state): State<AppState>,
+    OptionalJson(body): OptionalJson<CreateRoomRequest>,
+) -> Result<Json<CreatedRoom>, ApiError> {
+    let id = create(&state, body).await?;
+    Ok(Json(CreatedRoom {
+        room_id: id.to_string(),
+    }))
+}
+
+/// `POST /rooms`: creates a room, answering 201 with its location.
+pub async fn create_room(
+    State(state): State<AppState>,
+    OptionalJson(body): OptionalJson<CreateRoomRequest>,
+) -> Result<Response, ApiError> {
+    let id = create(&state, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/rooms/{id}"))],
+        Json(CreatedRoom {
+            room_id: id.to_string(),
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    room_id: String,
+    language: String,
+    code: String,
+    revision: u64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Room> for RoomView {
+    fn from(room: Room) -> Self {
+        Self {
+            room_id: room.id().to_string(),
+            language: room.language().to_string(),
+            revision: room.revision(),
+            created_at: room
+                .created_at()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            updated_at: room
+                .updated_at()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            code: room.code().to_owned(),
+        }
+    }
+}
+
+/// `GET /rooms/{roomId}`: a room's code and details.
+pub async fn get_room(
+    State(state): State<AppState>,
+    Path(room_id): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let id = RoomId::parse(&room_id)?;
+    let room = state.rooms.get(id).await?;
+    Ok(Json(room.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutocompleteRequest {
+    code: String,
+    cursor_position: i64,
+    language: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Suggestion {
+    suggestion: String,
+}
+
+/// `POST /autocomplete`: a suggestion for the code at the cursor.
+pub async fn autocomplete(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<AutocompleteRequest>,
+) -> Result<Json<Suggestion>, ApiError> {
+    let cursor = usize::try_from(request.cursor_position).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_cursor",
+            format!(
+                "cursorPosition must not be negative, got {}",
+                request.cursor_position
+            ),
+        )
+    })?;
+    let completion = state
+        .autocomplete
+        .suggest(request.code, cursor, request.language.as_deref())
+        .await?;
+    Ok(Json(Suggestion {
+        suggestion: completion.suggestion,
+    }))
+}
+
+/// Any route that does not exist.
+pub async fn not_found() -> ApiError {
+    ApiError::for_status(StatusCode::NOT_FOUND)
+}
