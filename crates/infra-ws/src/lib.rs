@@ -128,9 +128,9 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/ws/{room_id}", get(ws::connect))
         .fallback(routes::not_found)
         .with_state(state)
-        .layer(map_response(error::normalise_error_response))
         .layer(body_limit)
         .layer(cors)
+        .layer(map_response(error::normalise_error_response))
         .layer(TraceLayer::new_for_http());
     let shutdown = Shutdown {
         signal,

@@ -39,12 +39,14 @@ pub async fn connect(
         Err(rejection) => {
             // A room that does not exist is reported as such, whatever the request lacks.
             state.rooms.get(id).await?;
-            let status = rejection.status();
-            return Ok(if status == StatusCode::METHOD_NOT_ALLOWED {
-                ApiError::for_status(StatusCode::UPGRADE_REQUIRED)
-            } else {
-                ApiError::new(status, "upgrade_required", rejection.body_text())
-            }
+            return Ok(ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                format!(
+                    "this route speaks WebSocket only: {}",
+                    rejection.body_text()
+                ),
+            )
             .into_response());
         }
     };

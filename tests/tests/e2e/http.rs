@@ -1,0 +1,357 @@
+//! The HTTP API as a client sees it.
+
+use duet_tests::{Backend, TestServer, on_both_databases, test_config};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Sends a request and returns its status and JSON body.
+async fn check(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap_or_default().to_owned());
+    let body: Value = response.json().await.expect("a JSON body");
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    (status, body)
+}
+
+fn error_code(body: &Value) -> &str {
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "an error has a message: {body}"
+    );
+    body["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+async fn status_health_and_readiness(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    let (status, body) = check(client.get(server.url("/"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["service"], "duet");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let (status, _) = check(client.get(server.url("/healthz"))).await;
+    assert_eq!(status, 200);
+    let (status, body) = check(client.get(server.url("/readyz"))).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+    server.stop().await;
+}
+
+async fn creating_rooms(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+
+    // The prototype's route, with no body at all.
+    let (status, body) = check(client.post(server.url("/rooms/create"))).await;
+    assert_eq!(status, 200);
+    let id = body["roomId"].as_str().expect("a room id");
+    let room = server.room(id).await;
+    assert_eq!(room["roomId"], id);
+    assert_eq!(room["language"], "python");
+    assert_eq!(room["code"], "");
+    assert_eq!(room["revision"], 0);
+    assert!(room["createdAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(room["createdAt"], room["updatedAt"]);
+
+    // The REST route with details.
+    let response = client
+        .post(server.url("/rooms"))
+        .json(&json!({"language": "Rust", "code": "fn main() {\n    println!(\"😀\");\n}\n"}))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let body: Value = response.json().await.expect("JSON");
+    let id = body["roomId"].as_str().expect("a room id");
+    assert_eq!(location, format!("/rooms/{id}"));
+    let room = server.room(id).await;
+    assert_eq!(room["language"], "rust");
+    assert_eq!(room["code"], "fn main() {\n    println!(\"😀\");\n}\n");
+
+    // An empty object and an explicit empty body are both fine.
+    let (status, _) = check(client.post(server.url("/rooms/create")).json(&json!({}))).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+async fn bad_room_requests(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    let bodies: &[(&str, StatusCode, &str)] = &[
+        (
+            "[1, 2]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        ("42", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (
+            "\"python\"",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        ("null", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (
+            "{\"language\": 5}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "{\"code\": [\"x\"]}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "{\"language\": \"py thon\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_language",
+        ),
+        (
+            "{\"code\": \"a\\u0000b\"}",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_code",
+        ),
+        ("{\"language\": ", StatusCode::BAD_REQUEST, "malformed_json"),
+        ("{not json}", StatusCode::BAD_REQUEST, "malformed_json"),
+    ];
+    for route in ["/rooms", "/rooms/create"] {
+        for (body, expected_status, expected_code) in bodies {
+            let (status, answer) = check(
+                client
+                    .post(server.url(route))
+                    .header("content-type", "application/json")
+                    .body(*body),
+            )
+            .await;
+            assert_eq!(status, *expected_status, "{route} {body}");
+            assert_eq!(error_code(&answer), *expected_code, "{route} {body}");
+        }
+    }
+
+    let (status, body) = check(client.get(server.url("/rooms/not-a-uuid"))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_room_id")
+    );
+    let (status, body) =
+        check(client.get(server.url("/rooms/67e55044-10b1-426f-9247-bb680e5fe0c8"))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "room_not_found")
+    );
+    let (status, body) = check(client.get(server.url("/no/such/route"))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, body) = check(client.get(server.url("/rooms/create"))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    server.stop().await;
+}
+
+async fn oversized_bodies_are_refused(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let mut config = test_config(database.url());
+    config.settings.max_body_bytes = 1024;
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let code = "x".repeat(2000);
+    for route in ["/rooms", "/autocomplete"] {
+        let (status, body) = check(
+            client
+                .post(server.url(route))
+                .json(&json!({"code": code, "cursorPosition": 0})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{route}");
+        assert_eq!(error_code(&body), "payload_too_large");
+    }
+    server.stop().await;
+}
+
+async fn autocomplete_keeps_the_prototype_rule(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            json!({"code": "pri", "cursorPosition": 3, "language": "python"}),
+            "print('Hello World')",
+        ),
+        (
+            json!({"code": "x = 1\n", "cursorPosition": 0, "language": "python"}),
+            "print('Hello World')",
+        ),
+        (
+            json!({"code": "print(1)\n  pri  ", "cursorPosition": 10, "language": "python"}),
+            "print('Hello World')",
+        ),
+        (
+            json!({"code": "print(1)\n", "cursorPosition": 9, "language": "python"}),
+            "",
+        ),
+        (json!({"code": "print(1)", "cursorPosition": 2}), ""),
+        (
+            json!({"code": "😀 print", "cursorPosition": 2, "language": "python"}),
+            "",
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, body) = check(client.post(server.url("/autocomplete")).json(&request)).await;
+        assert_eq!(status, 200, "{request}");
+        assert_eq!(body, json!({"suggestion": expected}), "{request}");
+    }
+    server.stop().await;
+}
+
+async fn bad_autocomplete_requests(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            json!({"cursorPosition": 0, "language": "python"}),
+            "invalid_request",
+        ),
+        (json!({"code": 5, "cursorPosition": 0}), "invalid_request"),
+        (
+            json!({"code": null, "cursorPosition": 0}),
+            "invalid_request",
+        ),
+        (json!({"code": "abc"}), "invalid_request"),
+        (
+            json!({"code": "abc", "cursorPosition": "1"}),
+            "invalid_request",
+        ),
+        (
+            json!({"code": "abc", "cursorPosition": 1.5}),
+            "invalid_request",
+        ),
+        (
+            json!({"code": "abc", "cursorPosition": -1}),
+            "invalid_cursor",
+        ),
+        (
+            json!({"code": "abc", "cursorPosition": 4}),
+            "invalid_cursor",
+        ),
+        (
+            json!({"code": "a😀", "cursorPosition": 2}),
+            "invalid_cursor",
+        ),
+        (
+            json!({"code": "abc", "cursorPosition": 1, "language": ""}),
+            "invalid_language",
+        ),
+        (json!(["code"]), "invalid_request"),
+    ];
+    for (request, expected) in cases {
+        let (status, body) = check(client.post(server.url("/autocomplete")).json(&request)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}");
+        assert_eq!(error_code(&body), expected, "{request}");
+    }
+    let (status, body) = check(
+        client
+            .post(server.url("/autocomplete"))
+            .body("{\"code\": \"a\", "),
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+    server.stop().await;
+}
+
+async fn cross_origin_calls(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let preflight = |server: &TestServer, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, server.url("/rooms/create"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+    };
+
+    let server = TestServer::on(&database).await;
+    let response = preflight(&server, "https://editor.example")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert!(
+        response.headers()["access-control-allow-methods"]
+            .to_str()
+            .is_ok_and(|methods| methods.contains("POST"))
+    );
+    server.stop().await;
+
+    let mut config = test_config(database.url());
+    config.settings.allowed_origins = duet_infra_ws_origins(&["https://editor.example"]);
+    let server = TestServer::start(config).await;
+    let allowed = preflight(&server, "https://editor.example")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://editor.example"
+    );
+    let refused = preflight(&server, "https://evil.example")
+        .send()
+        .await
+        .expect("answer");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    server.stop().await;
+}
+
+fn duet_infra_ws_origins(origins: &[&str]) -> duet_server::AllowedOrigins {
+    duet_server::AllowedOrigins::List(origins.iter().map(|o| (*o).to_owned()).collect())
+}
+
+on_both_databases!(
+    status_health_and_readiness,
+    creating_rooms,
+    bad_room_requests,
+    oversized_bodies_are_refused,
+    autocomplete_keeps_the_prototype_rule,
+    bad_autocomplete_requests,
+    cross_origin_calls,
+);

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real server on 127.0.0.1, real HTTP and WebSocket clients, on SQLite
+//! and on PostgreSQL.
+
+mod http;
+mod persistence;
+mod plain_ws;
