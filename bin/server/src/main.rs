@@ -1,6 +1,7 @@
 //! `duet-server`: configuration from the environment, logs to stderr, serve until SIGINT or
 //! SIGTERM. Any start-up failure is one line on stderr and exit status 1.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use duet_server::{Config, ServerError, bind, error_line, run};
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let started = tokio::runtime::Runtime::new()
         .map_err(ServerError::Serve)

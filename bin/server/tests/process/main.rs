@@ -1,0 +1,221 @@
+//! The `duet-server` binary as an operator runs it: start-up failures, signals, and what a
+//! SIGKILL leaves behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn server() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_duet-server"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs the server expecting it to fail at start-up; returns its stderr.
+fn failed_start(command: &mut Command) -> String {
+    let output = command.output().expect("the server runs");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "exit status {:?}",
+        output.status
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_one_clear_line(stderr: &str, mentions: &str) {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.contains(" INFO "))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    assert!(lines[0].starts_with("duet-server: "), "{stderr}");
+    assert!(lines[0].contains(mentions), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_bad_database_url_is_one_line_and_exit_1() {
+    let stderr = failed_start(server().env("DATABASE_URL", "mysql://localhost/duet"));
+    assert_one_clear_line(&stderr, "DATABASE_URL");
+    let stderr = failed_start(server().env("DATABASE_URL", "::::"));
+    assert_one_clear_line(&stderr, "DATABASE_URL");
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_without_the_password() {
+    let stderr =
+        failed_start(server().env("DATABASE_URL", "postgres://duet:s3cret@127.0.0.1:1/duet"));
+    assert_one_clear_line(&stderr, "cannot connect to the database");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("an address");
+    let directory = tempfile::tempdir().expect("a directory");
+    let stderr = failed_start(
+        server()
+            .current_dir(directory.path())
+            .env("DUET_BIND", address.to_string()),
+    );
+    assert_one_clear_line(&stderr, &format!("cannot listen on {address}"));
+}
+
+#[test]
+fn a_bad_setting_is_one_line_and_exit_1() {
+    let stderr = failed_start(server().env("DUET_MAX_FRAME_BYTES", "lots"));
+    assert_one_clear_line(&stderr, "DUET_MAX_FRAME_BYTES");
+}
+
+/// A server started on an SQLite file in `directory`, with the address it reports.
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(directory: &std::path::Path) -> Self {
+        let mut child = server()
+            .current_dir(directory)
+            .env("DUET_BIND", "127.0.0.1:0")
+            .spawn()
+            .expect("the server starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        // Reads the log until the server says where it listens (blocking on the pipe).
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("the server logs that it listens")
+                .expect("readable stderr");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            base: address,
+        }
+    }
+
+    /// Blocks until the process exits.
+    fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("the server can be waited on")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn create_room(base: &str) -> String {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{base}/rooms"))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    body["roomId"].as_str().expect("a room id").to_owned()
+}
+
+async fn next_frame(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Message {
+    tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .expect("a frame in time")
+        .expect("an open connection")
+        .expect("a valid frame")
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let mut running = Running::start(directory.path());
+    let room = create_room(&running.base).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}", running.base))
+            .await
+            .expect("the WebSocket opens");
+    socket.send(Message::text("hello")).await.expect("sent");
+    assert_eq!(next_frame(&mut socket).await, Message::text("hello"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    match next_frame(&mut socket).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    drop(socket);
+    let exit = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking(move || running.wait()),
+    )
+    .await
+    .expect("the server exits in time")
+    .expect("waited");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn every_broadcast_edit_survives_sigkill() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let running = Running::start(directory.path());
+    let room = create_room(&running.base).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}", running.base))
+            .await
+            .expect("the WebSocket opens");
+    let mut last = String::new();
+    for edit in 1..=50 {
+        last = format!("{last}line {edit} 😀\n");
+        socket
+            .send(Message::text(last.clone()))
+            .await
+            .expect("sent");
+        assert_eq!(next_frame(&mut socket).await, Message::text(last.clone()));
+    }
+    // SIGKILL the moment the last edit came back.
+    drop(running);
+
+    let restarted = Running::start(directory.path());
+    let stored: Value = reqwest::get(format!("http://{}/rooms/{room}", restarted.base))
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(stored["code"], last.as_str());
+    assert_eq!(stored["revision"], 50);
+}
