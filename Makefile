@@ -1,0 +1,14 @@
+# Each target is the one command CI runs for it.
+.PHONY: run test lint migrate
+
+run:
+	cargo run --release -p duet-server
+
+test:
+	cargo test --workspace
+
+lint:
+	cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
+
+migrate:
+	cargo run -p migration --features cli -- up
