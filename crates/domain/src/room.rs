@@ -278,7 +278,9 @@ mod tests {
     #[test]
     fn room_id_error_shortens_long_input() {
         let long = "x".repeat(10_000);
-        let message = RoomId::parse(&long).expect_err("too long to be an id").to_string();
+        let message = RoomId::parse(&long)
+            .expect_err("too long to be an id")
+            .to_string();
         assert!(message.len() < 200, "{message}");
     }
 
