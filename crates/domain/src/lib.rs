@@ -6,7 +6,11 @@
 //! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
 
 mod autocomplete;
+mod diff;
+mod document;
+mod operation;
 mod room;
+mod selection;
 mod text;
 
 #[cfg(any(test, feature = "test-support"))]
@@ -14,5 +18,9 @@ pub use autocomplete::MockAutocompleter;
 pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
 };
+pub use diff::diff;
+pub use document::Document;
+pub use operation::{Component, OperationError, TextOperation};
 pub use room::{CodeError, Edit, Language, LanguageError, Room, RoomId, RoomIdError};
+pub use selection::Selection;
 pub use text::{PositionError, Utf16Position, utf16_len};

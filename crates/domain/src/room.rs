@@ -142,7 +142,7 @@ pub enum CodeError {
     ContainsNul,
 }
 
-fn check_code(code: &str) -> Result<(), CodeError> {
+pub(crate) fn check_code(code: &str) -> Result<(), CodeError> {
     if code.contains('\0') {
         Err(CodeError::ContainsNul)
     } else {

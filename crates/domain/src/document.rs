@@ -1,0 +1,214 @@
+//! A document: text in a rope, with the revision it is at.
+//!
+//! Applying an operation costs time in proportion to the operation (each component is one
+//! O(log n) step in the rope), never to the size of the document.
+
+use ropey::Rope;
+
+use crate::operation::{Component, OperationError, TextOperation};
+use crate::text::utf16_len;
+
+/// Text at a revision.
+#[derive(Clone, Debug, Default)]
+pub struct Document {
+    rope: Rope,
+    revision: u64,
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision && self.rope == other.rope
+    }
+}
+
+impl Eq for Document {}
+
+impl Document {
+    /// A document holding `text` at `revision`.
+    #[must_use]
+    pub fn new(text: &str, revision: u64) -> Self {
+        Self {
+            rope: Rope::from_str(text),
+            revision,
+        }
+    }
+
+    /// The revision: how many operations made this text.
+    #[must_use]
+    pub const fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The length in UTF-16 code units.
+    #[must_use]
+    pub fn len_utf16(&self) -> usize {
+        self.rope.len_utf16_cu()
+    }
+
+    /// The text, copied out.
+    #[must_use]
+    pub fn text(&self) -> String {
+        self.rope.to_string()
+    }
+
+    /// The text as a rope, for reading without copying.
+    #[must_use]
+    pub const fn rope(&self) -> &Rope {
+        &self.rope
+    }
+
+    /// Checks that `position` (UTF-16) is a character boundary inside the text, and returns its
+    /// character index.
+    fn char_index(&self, position: usize) -> Result<usize, OperationError> {
+        if position > self.rope.len_utf16_cu() {
+            return Err(OperationError::PastEnd { position });
+        }
+        let index = self.rope.utf16_cu_to_char(position);
+        if self.rope.char_to_utf16_cu(index) == position {
+            Ok(index)
+        } else {
+            Err(OperationError::SplitsSurrogatePair { position })
+        }
+    }
+
+    /// Applies `operation` and moves to the next revision. Nothing changes on error.
+    ///
+    /// # Errors
+    /// [`OperationError`] when the operation was made for a text of another length, a
+    /// position splits a surrogate pair, or an insert holds a NUL character.
+    pub fn apply(&mut self, operation: &TextOperation) -> Result<(), OperationError> {
+        let length = self.rope.len_utf16_cu();
+        if operation.base_len() != length {
+            return Err(OperationError::BaseLengthMismatch {
+                expected: operation.base_len(),
+                actual: length,
+            });
+        }
+        // Check every boundary before changing anything, so a bad operation leaves no trace.
+        let mut position = 0;
+        for component in operation.components() {
+            match component {
+                Component::Retain(count) | Component::Delete(count) => {
+                    position += count;
+                    self.char_index(position)?;
+                }
+                Component::Insert(text) => crate::room::check_code(text)?,
+            }
+        }
+        let mut position = 0;
+        for component in operation.components() {
+            match component {
+                Component::Retain(count) => position += count,
+                Component::Insert(text) => {
+                    let at = self.rope.utf16_cu_to_char(position);
+                    self.rope.insert(at, text);
+                    position += utf16_len(text);
+                }
+                Component::Delete(count) => {
+                    let start = self.rope.utf16_cu_to_char(position);
+                    let end = self.rope.utf16_cu_to_char(position + count);
+                    self.rope.remove(start..end);
+                }
+            }
+        }
+        self.revision += 1;
+        Ok(())
+    }
+
+    /// The operation that undoes `operation` on this document.
+    ///
+    /// # Errors
+    /// [`OperationError`] when `operation` does not apply to this document.
+    pub fn invert(&self, operation: &TextOperation) -> Result<TextOperation, OperationError> {
+        let length = self.rope.len_utf16_cu();
+        if operation.base_len() != length {
+            return Err(OperationError::BaseLengthMismatch {
+                expected: operation.base_len(),
+                actual: length,
+            });
+        }
+        let mut inverse = TextOperation::new();
+        let mut position = 0;
+        for component in operation.components() {
+            match component {
+                Component::Retain(count) => {
+                    position += count;
+                    inverse = inverse.retain(*count);
+                }
+                Component::Insert(text) => inverse = inverse.delete(utf16_len(text)),
+                Component::Delete(count) => {
+                    let start = self.char_index(position)?;
+                    let end = self.char_index(position + count)?;
+                    inverse = inverse.insert(&self.rope.slice(start..end).to_string());
+                    position += count;
+                }
+            }
+        }
+        Ok(inverse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_operations_in_utf16_units() {
+        let mut document = Document::new("a😀b", 4);
+        let operation = TextOperation::new().retain(3).insert("é").delete(1);
+        document.apply(&operation).expect("applies");
+        assert_eq!(document.text(), "a😀é");
+        assert_eq!(document.revision(), 5);
+        assert_eq!(document.len_utf16(), 4);
+    }
+
+    #[test]
+    fn a_bad_operation_changes_nothing() {
+        let original = Document::new("a😀b", 0);
+        let cases = [
+            (
+                TextOperation::new().retain(5),
+                OperationError::BaseLengthMismatch {
+                    expected: 5,
+                    actual: 4,
+                },
+            ),
+            (
+                TextOperation::new().retain(2).insert("x").retain(2),
+                OperationError::SplitsSurrogatePair { position: 2 },
+            ),
+            (
+                TextOperation::new()
+                    .insert("ok")
+                    .retain(1)
+                    .delete(1)
+                    .retain(2),
+                OperationError::SplitsSurrogatePair { position: 2 },
+            ),
+            (
+                TextOperation::new().insert("\0").retain(4),
+                OperationError::InvalidCode(crate::CodeError::ContainsNul),
+            ),
+        ];
+        for (operation, expected) in cases {
+            let mut document = original.clone();
+            assert_eq!(document.apply(&operation), Err(expected), "{operation}");
+            assert_eq!(document, original);
+        }
+    }
+
+    #[test]
+    fn inverts_against_its_text() {
+        let document = Document::new("hello 😀 world", 0);
+        let operation = TextOperation::new()
+            .retain(6)
+            .delete(3)
+            .insert("🎉")
+            .retain(5);
+        let inverse = document.invert(&operation).expect("inverts");
+        let mut edited = document.clone();
+        edited.apply(&operation).expect("applies");
+        edited.apply(&inverse).expect("undoes");
+        assert_eq!(edited.text(), "hello 😀 world");
+    }
+}
