@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_rooms;
+mod m20261126_000001_create_operations;
 
 /// Every migration, in the order it applies.
 pub struct Migrator;
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_rooms::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_rooms::Migration),
+            Box::new(m20261126_000001_create_operations::Migration),
+        ]
     }
 }

@@ -1,4 +1,5 @@
-//! Duet's use cases: creating, reading, joining and editing rooms, and asking for completions.
+//! Duet's use cases: creating and reading rooms, opening them for editing, committing
+//! concurrent edits in one order, and asking for completions.
 //!
 //! Each use case talks to the outside world only through the ports in [`ports`], which this crate
 //! owns; adapters (the SQL store, the WebSocket server) implement or call them. This crate knows
@@ -6,10 +7,12 @@
 //! port are exported behind the `test-support` feature.
 
 mod autocomplete;
+mod live;
 pub mod ports;
 mod rooms;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
-pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, NewRoom, Rooms};
+pub use live::{Change, LiveRoom, Outcome, Submission, SubmitError};
+pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, LiveSettings, NewRoom, Rooms};

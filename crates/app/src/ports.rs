@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
-use duet_domain::{Room, RoomId};
+use duet_domain::{ClientId, CommittedOperation, Room, RoomId};
 
 /// A boxed error from an adapter, kept as the cause of a port error so it can be logged.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -16,6 +16,9 @@ pub enum RepositoryError {
     /// A room with that id exists already.
     #[error("room {0} already exists")]
     RoomExists(RoomId),
+    /// An operation with that revision, or that client and sequence number, is stored already.
+    #[error("room {0} already has an operation at that revision or with that client sequence")]
+    OperationExists(RoomId),
     /// The store could not be reached or failed; the cause is attached for the logs.
     #[error("the room store is unavailable")]
     Unavailable(#[source] BoxError),
@@ -38,13 +41,48 @@ pub trait RoomRepository: Send + Sync {
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError>;
 
-    /// Replaces the stored state of an existing room (its code, language, revision and update
+    /// Replaces the stored snapshot of an existing room (its code, language, revision and update
     /// time) and returns once that is durable.
     ///
     /// # Errors
     /// [`RepositoryError::RoomNotFound`] when the room does not exist;
     /// [`RepositoryError::Unavailable`] when the store fails.
     async fn save(&self, room: &Room) -> Result<(), RepositoryError>;
+
+    /// Appends committed operations to a room's log, and replaces its snapshot when one is
+    /// given, all in one transaction; returns once that is durable.
+    ///
+    /// # Errors
+    /// [`RepositoryError::OperationExists`] when a revision or a (client, seq) pair is taken;
+    /// [`RepositoryError::RoomNotFound`] when the room does not exist;
+    /// [`RepositoryError::Unavailable`] when the store fails. Nothing is stored on error.
+    async fn append(
+        &self,
+        room: RoomId,
+        operations: &[CommittedOperation],
+        snapshot: Option<Room>,
+    ) -> Result<(), RepositoryError>;
+
+    /// The operations of a room after `revision`, in order.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails or holds something unreadable.
+    async fn operations_since(
+        &self,
+        room: RoomId,
+        revision: u64,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError>;
+
+    /// The revision of the operation `client` sent as its `seq`-th, if it was committed.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn find_operation(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError>;
 }
 
 /// Tells whether the storage behind the service answers, for readiness probes.

@@ -1,9 +1,11 @@
-//! Room use cases: create, read, join, edit.
+//! Room use cases: create, read, open for editing, commit edits, close.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use duet_domain::{CodeError, Edit, Language, LanguageError, Room, RoomId};
+use duet_domain::{CodeError, CommittedOperation, Language, LanguageError, Room, RoomId};
 
+use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
 
 /// What a client may say about a room it creates; everything is optional.
@@ -24,7 +26,7 @@ pub enum CreateRoomError {
     Unavailable(#[source] RepositoryError),
 }
 
-/// Why a room could not be read or joined.
+/// Why a room could not be read or opened.
 #[derive(Debug, thiserror::Error)]
 pub enum GetRoomError {
     #[error("room {0} does not exist")]
@@ -33,15 +35,32 @@ pub enum GetRoomError {
     Unavailable(#[source] RepositoryError),
 }
 
-/// Why an edit was not applied. The room is left as it was.
+/// Why a batch of edits was not committed. The live room is left as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyEditError {
-    #[error(transparent)]
-    InvalidCode(#[from] CodeError),
     #[error("room {0} does not exist")]
     NotFound(RoomId),
     #[error("the room store is unavailable")]
     Unavailable(#[source] RepositoryError),
+}
+
+/// How much of a live room is kept, and how often its snapshot is refreshed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// How many recent operations are kept in memory to transform late edits and resume
+    /// clients; a client further behind must resynchronise.
+    pub history: usize,
+    /// How many operations may follow the stored snapshot before it is refreshed.
+    pub snapshot_every: u64,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            history: 1000,
+            snapshot_every: 200,
+        }
+    }
 }
 
 /// The room use cases, over a room store and a clock.
@@ -49,12 +68,33 @@ pub enum ApplyEditError {
 pub struct Rooms {
     repository: Arc<dyn RoomRepository>,
     clock: Arc<dyn Clock>,
+    settings: LiveSettings,
+}
+
+fn unavailable_or_not_found(id: RoomId, error: RepositoryError) -> ApplyEditError {
+    match error {
+        RepositoryError::RoomNotFound(_) => ApplyEditError::NotFound(id),
+        error => ApplyEditError::Unavailable(error),
+    }
 }
 
 impl Rooms {
     #[must_use]
     pub fn new(repository: Arc<dyn RoomRepository>, clock: Arc<dyn Clock>) -> Self {
-        Self { repository, clock }
+        Self::with_settings(repository, clock, LiveSettings::default())
+    }
+
+    #[must_use]
+    pub fn with_settings(
+        repository: Arc<dyn RoomRepository>,
+        clock: Arc<dyn Clock>,
+        settings: LiveSettings,
+    ) -> Self {
+        Self {
+            repository,
+            clock,
+            settings,
+        }
     }
 
     /// Creates a room with a fresh id, in the given language (Python when none is given) and
@@ -82,64 +122,264 @@ impl Rooms {
         Ok(room)
     }
 
-    /// The room with this id, as stored.
+    /// The room with this id, with its live code: the stored snapshot plus every operation
+    /// committed after it.
     ///
     /// # Errors
     /// [`GetRoomError::NotFound`] for an unknown id; [`GetRoomError::Unavailable`] when the
     /// store fails.
     pub async fn get(&self, id: RoomId) -> Result<Room, GetRoomError> {
-        match self.repository.find(id).await {
-            Ok(Some(room)) => Ok(room),
-            Ok(None) => Err(GetRoomError::NotFound(id)),
-            Err(error) => Err(GetRoomError::Unavailable(error)),
-        }
+        Ok(self.open(id).await?.room())
     }
 
-    /// Loads a room for a client that joins it, so that its live state can be held in memory.
+    /// Loads a room for editing: its snapshot, then the operations after it.
     ///
     /// # Errors
-    /// As [`Rooms::get`].
-    pub async fn join(&self, id: RoomId) -> Result<Room, GetRoomError> {
-        let room = self.get(id).await?;
-        tracing::debug!(room = %id, revision = room.revision(), "room loaded for joining");
-        Ok(room)
-    }
-
-    /// Applies an edit to the live room and makes it durable. On success `room` holds the new
-    /// state, which the store has committed; on failure `room` is unchanged.
-    ///
-    /// # Errors
-    /// [`ApplyEditError::InvalidCode`] when the edit leaves code a room cannot hold;
-    /// [`ApplyEditError::NotFound`] when the room has been deleted from the store;
-    /// [`ApplyEditError::Unavailable`] when the store fails.
-    pub async fn apply_edit(&self, room: &mut Room, edit: Edit) -> Result<(), ApplyEditError> {
-        let mut next = room.clone();
-        next.apply(edit, self.clock.now())?;
-        match self.repository.save(&next).await {
-            Ok(()) => {
-                *room = next;
-                Ok(())
+    /// As [`Rooms::get`]; a stored operation that does not apply is reported as unavailable.
+    pub async fn open(&self, id: RoomId) -> Result<LiveRoom, GetRoomError> {
+        let room = match self.repository.find(id).await {
+            Ok(Some(room)) => room,
+            Ok(None) => return Err(GetRoomError::NotFound(id)),
+            Err(error) => return Err(GetRoomError::Unavailable(error)),
+        };
+        let operations = self
+            .repository
+            .operations_since(id, room.revision())
+            .await
+            .map_err(GetRoomError::Unavailable)?;
+        let mut document = room.document();
+        let mut history = VecDeque::new();
+        for committed in operations {
+            let corrupt = |error: duet_domain::OperationError| {
+                GetRoomError::Unavailable(RepositoryError::Unavailable(
+                    format!(
+                        "room {id}: stored revision {} does not apply: {error}",
+                        committed.revision
+                    )
+                    .into(),
+                ))
+            };
+            let inverse = document.invert(&committed.operation).map_err(corrupt)?;
+            document.apply(&committed.operation).map_err(corrupt)?;
+            history.push_back(HistoryEntry {
+                committed: Arc::new(committed),
+                inverse,
+            });
+            if history.len() > self.settings.history {
+                history.pop_front();
             }
-            Err(RepositoryError::RoomNotFound(id)) => Err(ApplyEditError::NotFound(id)),
-            Err(error) => Err(ApplyEditError::Unavailable(error)),
         }
+        tracing::debug!(room = %id, revision = document.revision(), "room opened");
+        Ok(LiveRoom {
+            room,
+            document,
+            history,
+            last_seq: HashMap::new(),
+        })
+    }
+
+    /// Commits a batch of submissions in one transaction (group commit): each is transformed
+    /// over what was committed since its base revision, applied, and logged. Returns what
+    /// became of each, in order, once the batch is durable.
+    ///
+    /// # Errors
+    /// [`ApplyEditError`] when the store fails; then nothing of the batch is committed and
+    /// the live room is as it was.
+    pub async fn commit(
+        &self,
+        live: &mut LiveRoom,
+        batch: Vec<Submission>,
+    ) -> Result<Vec<Outcome>, ApplyEditError> {
+        let id = live.room.id();
+        let document_before = live.document.clone();
+        let history_before = live.history.len();
+        let mut seqs_before = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut committed = Vec::new();
+        let now = self.clock.now();
+        for submission in batch {
+            let outcome = match self.known_revision(live, &submission).await {
+                Err(error) => {
+                    Self::restore(live, document_before, history_before, seqs_before);
+                    return Err(unavailable_or_not_found(id, error));
+                }
+                Ok(Some(Ok(revision))) => Outcome::Duplicate { revision },
+                Ok(Some(Err(error))) => Outcome::Rejected(error),
+                Ok(None) => match Self::apply(live, &submission, now) {
+                    Err(error) => Outcome::Rejected(error),
+                    Ok(operation) => {
+                        let previous = live
+                            .last_seq
+                            .insert(submission.client.clone(), submission.seq);
+                        seqs_before.push((submission.client, previous));
+                        committed.push(CommittedOperation::clone(&operation));
+                        Outcome::Committed(operation)
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        if committed.is_empty() {
+            return Ok(outcomes);
+        }
+        let snapshot = (live.document.revision() - live.room.revision()
+            >= self.settings.snapshot_every)
+            .then(|| {
+                let mut room = live.room.clone();
+                room.advance(&live.document, now);
+                room
+            });
+        if let Err(error) = self
+            .repository
+            .append(id, &committed, snapshot.clone())
+            .await
+        {
+            Self::restore(live, document_before, history_before, seqs_before);
+            return Err(unavailable_or_not_found(id, error));
+        }
+        if let Some(snapshot) = snapshot {
+            live.room = snapshot;
+        }
+        while live.history.len() > self.settings.history {
+            live.history.pop_front();
+        }
+        Ok(outcomes)
+    }
+
+    /// For a submission already committed, its revision; for one that reuses a sequence number
+    /// it never committed, an error; for a new one, `None`.
+    async fn known_revision(
+        &self,
+        live: &mut LiveRoom,
+        submission: &Submission,
+    ) -> Result<Option<Result<u64, SubmitError>>, RepositoryError> {
+        let (client, seq) = (&submission.client, submission.seq);
+        match live.last_seq.get(client) {
+            Some(last) if seq > *last => Ok(None),
+            Some(_) => {
+                if let Some(revision) = live.revision_in_history(client, seq) {
+                    return Ok(Some(Ok(revision)));
+                }
+                let found = self
+                    .repository
+                    .find_operation(live.room.id(), client, seq)
+                    .await?;
+                Ok(Some(found.ok_or(SubmitError::StaleSeq { seq })))
+            }
+            // A client not seen since the room was loaded may be resending from before.
+            None => Ok(self
+                .repository
+                .find_operation(live.room.id(), client, seq)
+                .await?
+                .map(Ok)),
+        }
+    }
+
+    fn apply(
+        live: &mut LiveRoom,
+        submission: &Submission,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Arc<CommittedOperation>, SubmitError> {
+        let operation = live.rebase(submission)?;
+        let inverse = live.document.invert(&operation)?;
+        live.document.apply(&operation)?;
+        let committed = Arc::new(CommittedOperation {
+            revision: live.document.revision(),
+            client: submission.client.clone(),
+            seq: submission.seq,
+            operation,
+            committed_at: now,
+        });
+        live.history.push_back(HistoryEntry {
+            committed: Arc::clone(&committed),
+            inverse,
+        });
+        Ok(committed)
+    }
+
+    fn restore(
+        live: &mut LiveRoom,
+        document: duet_domain::Document,
+        history: usize,
+        seqs: Vec<(duet_domain::ClientId, Option<u64>)>,
+    ) {
+        live.document = document;
+        live.history.truncate(history);
+        for (client, previous) in seqs.into_iter().rev() {
+            match previous {
+                Some(seq) => live.last_seq.insert(client, seq),
+                None => live.last_seq.remove(&client),
+            };
+        }
+    }
+
+    /// Stores a snapshot of a live room that is about to be unloaded, if it moved on since the
+    /// last one, so the next load replays fewer operations.
+    ///
+    /// # Errors
+    /// [`ApplyEditError`] when the store fails; the operations are safe in the log regardless.
+    pub async fn close(&self, live: &LiveRoom) -> Result<(), ApplyEditError> {
+        if live.document.revision() == live.room.revision() {
+            return Ok(());
+        }
+        let room = live.room();
+        self.repository
+            .save(&room)
+            .await
+            .map_err(|error| unavailable_or_not_found(room.id(), error))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::Change;
     use crate::ports::MockRoomRepository;
     use crate::testing::{FixedClock, InMemoryRoomRepository};
+    use duet_domain::{ClientId, Selection, TextOperation};
 
-    fn rooms_over(repository: Arc<InMemoryRoomRepository>) -> Rooms {
-        Rooms::new(repository, Arc::new(FixedClock::default()))
+    fn rooms_over(repository: Arc<InMemoryRoomRepository>, settings: LiveSettings) -> Rooms {
+        Rooms::with_settings(repository, Arc::new(FixedClock::default()), settings)
+    }
+
+    fn client(name: &str) -> ClientId {
+        ClientId::new(name).expect("valid client id")
+    }
+
+    fn op(client_name: &str, seq: u64, base: u64, operation: TextOperation) -> Submission {
+        Submission {
+            client: client(client_name),
+            seq,
+            base,
+            change: Change::Operation(operation),
+        }
+    }
+
+    fn revisions(outcomes: &[Outcome]) -> Vec<Option<u64>> {
+        outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Committed(committed) => Some(committed.revision),
+                Outcome::Duplicate { revision } => Some(*revision),
+                Outcome::Rejected(_) => None,
+            })
+            .collect()
+    }
+
+    async fn room_with(rooms: &Rooms, code: &str) -> LiveRoom {
+        let room = rooms
+            .create(NewRoom {
+                language: None,
+                code: Some(code.into()),
+            })
+            .await
+            .expect("created");
+        rooms.open(room.id()).await.expect("opens")
     }
 
     #[tokio::test]
     async fn a_created_room_can_be_read_back() {
-        let repository = Arc::new(InMemoryRoomRepository::default());
-        let rooms = rooms_over(repository.clone());
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
         let created = rooms
             .create(NewRoom {
                 language: Some("Rust".into()),
@@ -150,115 +390,297 @@ mod tests {
         let read = rooms.get(created.id()).await.expect("found");
         assert_eq!(read, created);
         assert_eq!(read.language().as_str(), "rust");
-        assert_eq!(read.code(), "fn main() {}");
         assert_eq!(read.revision(), 0);
+        let empty = rooms.create(NewRoom::default()).await.expect("created");
+        assert_eq!((empty.language().as_str(), empty.code()), ("python", ""));
     }
 
     #[tokio::test]
-    async fn a_room_without_details_holds_empty_python() {
-        let rooms = rooms_over(Arc::default());
-        let room = rooms.create(NewRoom::default()).await.expect("created");
-        assert_eq!(room.language().as_str(), "python");
-        assert_eq!(room.code(), "");
-    }
-
-    #[tokio::test]
-    async fn an_invalid_language_creates_nothing() {
+    async fn invalid_rooms_create_nothing() {
         let repository = Arc::new(InMemoryRoomRepository::default());
-        let rooms = rooms_over(repository.clone());
-        let result = rooms
-            .create(NewRoom {
-                language: Some("not a language".into()),
-                code: None,
-            })
-            .await;
-        assert!(matches!(result, Err(CreateRoomError::InvalidLanguage(_))));
-        assert_eq!(repository.len(), 0);
-    }
-
-    #[tokio::test]
-    async fn an_unknown_room_is_not_found() {
-        let rooms = rooms_over(Arc::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let bad_language = NewRoom {
+            language: Some("not a language".into()),
+            code: None,
+        };
+        assert!(matches!(
+            rooms.create(bad_language).await,
+            Err(CreateRoomError::InvalidLanguage(_))
+        ));
+        let bad_code = NewRoom {
+            language: None,
+            code: Some("\0".into()),
+        };
+        assert!(matches!(
+            rooms.create(bad_code).await,
+            Err(CreateRoomError::InvalidCode(_))
+        ));
+        assert!(repository.is_empty());
         let id = RoomId::generate();
         assert!(matches!(rooms.get(id).await, Err(GetRoomError::NotFound(found)) if found == id));
-        assert!(matches!(
-            rooms.join(id).await,
-            Err(GetRoomError::NotFound(_))
-        ));
     }
 
     #[tokio::test]
-    async fn edits_are_committed_in_order() {
+    async fn concurrent_operations_are_transformed_in_arrival_order() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "ac").await;
+        // Both made against revision 0: Bob's arrives second and is moved past Alice's.
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    op(
+                        "alice",
+                        1,
+                        0,
+                        TextOperation::new().retain(1).insert("b").retain(1),
+                    ),
+                    op("bob", 1, 0, TextOperation::new().retain(2).insert("d")),
+                    op(
+                        "bob",
+                        2,
+                        0,
+                        TextOperation::new().retain(1).insert("B").retain(1),
+                    ),
+                ],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(revisions(&outcomes), [Some(1), Some(2), Some(3)]);
+        // Bob's second insert at Alice's place goes first: the incoming operation wins ties.
+        assert_eq!(live.document().text(), "aBbcd");
+        let stored = rooms.get(live.room().id()).await.expect("found");
+        assert_eq!((stored.code(), stored.revision()), ("aBbcd", 3));
+    }
+
+    #[tokio::test]
+    async fn a_resent_operation_is_acknowledged_again_and_not_applied_twice() {
         let repository = Arc::new(InMemoryRoomRepository::default());
-        let rooms = rooms_over(repository.clone());
-        let mut room = rooms.create(NewRoom::default()).await.expect("created");
-        for code in ["a", "ab", "abc"] {
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        let edit = op("alice", 7, 0, TextOperation::new().insert("x"));
+        let first = rooms
+            .commit(&mut live, vec![edit.clone()])
+            .await
+            .expect("ok");
+        let again = rooms
+            .commit(&mut live, vec![edit.clone()])
+            .await
+            .expect("ok");
+        assert_eq!(revisions(&first), [Some(1)]);
+        assert_eq!(again, [Outcome::Duplicate { revision: 1 }]);
+        assert_eq!(live.document().text(), "x");
+        // Also after the room was unloaded and loaded again, from the stored log.
+        let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
+        let after_reload = rooms.commit(&mut reloaded, vec![edit]).await.expect("ok");
+        assert_eq!(after_reload, [Outcome::Duplicate { revision: 1 }]);
+        assert_eq!(reloaded.document().text(), "x");
+    }
+
+    #[tokio::test]
+    async fn bad_submissions_are_refused_alone() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "abc").await;
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    op("alice", 1, 5, TextOperation::new().retain(3)),
+                    op("alice", 2, 0, TextOperation::new().retain(4)),
+                    op("alice", 3, 0, TextOperation::new().insert("\0").retain(3)),
+                    op("bob", 1, 0, TextOperation::new().retain(3).insert("!")),
+                    op("alice", 2, 1, TextOperation::new().retain(4)),
+                ],
+            )
+            .await
+            .expect("the batch commits");
+        assert!(matches!(
+            outcomes[0],
+            Outcome::Rejected(SubmitError::BadRevision {
+                base: 5,
+                current: 0
+            })
+        ));
+        assert!(matches!(
+            outcomes[1],
+            Outcome::Rejected(SubmitError::InvalidOperation(_))
+        ));
+        assert!(matches!(
+            outcomes[2],
+            Outcome::Rejected(SubmitError::InvalidOperation(_))
+        ));
+        assert_eq!(revisions(&outcomes[3..4]), [Some(1)]);
+        // Sequence 2 was never committed, so it is still free for the retry.
+        assert_eq!(revisions(&outcomes[4..]), [Some(2)]);
+        assert_eq!(live.document().text(), "abc!");
+    }
+
+    #[tokio::test]
+    async fn a_whole_buffer_is_diffed_against_its_base_and_merged() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "hello world").await;
+        let code = |client_name: &str, base, text: &str| Submission {
+            client: client(client_name),
+            seq: 1,
+            base,
+            change: Change::Code(text.into()),
+        };
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    code("alice", 0, "hello big world"),
+                    code("bob", 0, "hello world!"),
+                ],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(revisions(&outcomes), [Some(1), Some(2)]);
+        assert_eq!(live.document().text(), "hello big world!");
+    }
+
+    #[tokio::test]
+    async fn a_base_older_than_the_history_must_resynchronise() {
+        let settings = LiveSettings {
+            history: 2,
+            snapshot_every: 2,
+        };
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), settings);
+        let mut live = room_with(&rooms, "").await;
+        for seq in 1..=5 {
+            let at = usize::try_from(seq - 1).unwrap_or(0);
             rooms
-                .apply_edit(&mut room, Edit::ReplaceAll(code.into()))
+                .commit(
+                    &mut live,
+                    vec![op(
+                        "alice",
+                        seq,
+                        seq - 1,
+                        TextOperation::new().retain(at).insert("x"),
+                    )],
+                )
                 .await
-                .expect("applied");
+                .expect("committed");
         }
-        assert_eq!(room.revision(), 3);
-        assert_eq!(rooms.get(room.id()).await.expect("found"), room);
+        assert_eq!(live.oldest_revision(), 3);
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![op("bob", 1, 2, TextOperation::new().retain(2))],
+            )
+            .await
+            .expect("ok");
+        assert_eq!(
+            outcomes,
+            [Outcome::Rejected(SubmitError::ResyncRequired {
+                base: 2,
+                oldest: 3
+            })]
+        );
+        assert!(live.operations_since(2).is_none());
+        assert_eq!(live.operations_since(3).map(|ops| ops.len()), Some(2));
+        // The snapshot was refreshed on the way, and a reload still sees every edit.
+        let snapshot = repository
+            .find(live.room().id())
+            .await
+            .expect("ok")
+            .expect("found");
+        assert!(
+            snapshot.revision() >= 4,
+            "snapshot at {}",
+            snapshot.revision()
+        );
+        assert_eq!(
+            rooms.get(live.room().id()).await.expect("found").code(),
+            "xxxxx"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_commit_leaves_the_live_room_unchanged() {
-        let mut repository = MockRoomRepository::new();
-        repository
-            .expect_save()
-            .times(1)
-            .returning(|_| Err(RepositoryError::Unavailable("disk full".into())));
-        let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
-        let mut room = duet_domain::Room::new(
+        let room = Room::new(
             RoomId::generate(),
             Language::default(),
             "before".into(),
             FixedClock::default().now(),
         )
-        .expect("valid code");
-        let before = room.clone();
-        let result = rooms
-            .apply_edit(&mut room, Edit::ReplaceAll("after".into()))
-            .await;
-        assert!(matches!(result, Err(ApplyEditError::Unavailable(_))));
-        assert_eq!(room, before);
-    }
-
-    #[tokio::test]
-    async fn an_edit_to_a_deleted_room_is_not_found() {
-        let rooms = rooms_over(Arc::default());
-        let mut room = duet_domain::Room::new(
-            RoomId::generate(),
-            Language::default(),
-            String::new(),
-            FixedClock::default().now(),
-        )
-        .expect("valid code");
-        let result = rooms
-            .apply_edit(&mut room, Edit::ReplaceAll("x".into()))
-            .await;
-        assert!(matches!(result, Err(ApplyEditError::NotFound(_))));
-        assert_eq!(room.revision(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_failing_store_is_reported_as_unavailable() {
+        .expect("valid");
         let mut repository = MockRoomRepository::new();
+        let stored = room.clone();
         repository
             .expect_find()
-            .returning(|_| Err(RepositoryError::Unavailable("connection refused".into())));
+            .returning(move |_| Ok(Some(stored.clone())));
         repository
-            .expect_insert()
-            .returning(|_| Err(RepositoryError::Unavailable("connection refused".into())));
+            .expect_operations_since()
+            .returning(|_, _| Ok(Vec::new()));
+        repository
+            .expect_find_operation()
+            .returning(|_, _, _| Ok(None));
+        repository
+            .expect_append()
+            .times(1)
+            .returning(|_, _, _| Err(RepositoryError::Unavailable("disk full".into())));
         let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
-        assert!(matches!(
-            rooms.get(RoomId::generate()).await,
-            Err(GetRoomError::Unavailable(_))
-        ));
-        assert!(matches!(
-            rooms.create(NewRoom::default()).await,
-            Err(CreateRoomError::Unavailable(_))
-        ));
+        let mut live = rooms.open(room.id()).await.expect("opens");
+        let result = rooms
+            .commit(
+                &mut live,
+                vec![op(
+                    "alice",
+                    1,
+                    0,
+                    TextOperation::new().retain(6).insert("!"),
+                )],
+            )
+            .await;
+        assert!(matches!(result, Err(ApplyEditError::Unavailable(_))));
+        assert_eq!(live.document().text(), "before");
+        assert_eq!(live.document().revision(), 0);
+        assert_eq!(live.oldest_revision(), 0);
+    }
+
+    #[tokio::test]
+    async fn selections_follow_the_edits_since_their_revision() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "abcdef").await;
+        rooms
+            .commit(
+                &mut live,
+                vec![op(
+                    "alice",
+                    1,
+                    0,
+                    TextOperation::new().insert("12").retain(6),
+                )],
+            )
+            .await
+            .expect("committed");
+        let moved = live
+            .transform_selection(Selection { anchor: 1, head: 3 }, 0)
+            .expect("in history");
+        assert_eq!(moved, Selection { anchor: 3, head: 5 });
+        assert!(live.transform_selection(Selection::cursor(0), 9).is_err());
+    }
+
+    #[tokio::test]
+    async fn closing_stores_a_snapshot() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        rooms
+            .commit(
+                &mut live,
+                vec![op("alice", 1, 0, TextOperation::new().insert("kept"))],
+            )
+            .await
+            .expect("committed");
+        rooms.close(&live).await.expect("closed");
+        let snapshot = repository
+            .find(live.room().id())
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!((snapshot.code(), snapshot.revision()), ("kept", 1));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use duet_domain::{Room, RoomId};
+use duet_domain::{ClientId, CommittedOperation, Room, RoomId};
 
 use crate::ports::{Clock, HealthCheck, RepositoryError, RoomRepository};
 
@@ -15,11 +15,17 @@ use crate::ports::{Clock, HealthCheck, RepositoryError, RoomRepository};
 /// checks.
 #[derive(Debug, Default)]
 pub struct InMemoryRoomRepository {
-    rooms: Mutex<HashMap<RoomId, Room>>,
+    rooms: Mutex<HashMap<RoomId, StoredRoom>>,
+}
+
+#[derive(Debug)]
+struct StoredRoom {
+    snapshot: Room,
+    operations: Vec<CommittedOperation>,
 }
 
 impl InMemoryRoomRepository {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, Room>> {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, StoredRoom>> {
         // A panic while holding the lock cannot leave the map half-written, so a poisoned lock
         // still guards a consistent map.
         self.rooms
@@ -47,22 +53,90 @@ impl RoomRepository for InMemoryRoomRepository {
         if rooms.contains_key(&room.id()) {
             return Err(RepositoryError::RoomExists(room.id()));
         }
-        rooms.insert(room.id(), room.clone());
+        rooms.insert(
+            room.id(),
+            StoredRoom {
+                snapshot: room.clone(),
+                operations: Vec::new(),
+            },
+        );
         Ok(())
     }
 
     async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError> {
-        Ok(self.rooms().get(&id).cloned())
+        Ok(self.rooms().get(&id).map(|stored| stored.snapshot.clone()))
     }
 
     async fn save(&self, room: &Room) -> Result<(), RepositoryError> {
         match self.rooms().get_mut(&room.id()) {
             Some(stored) => {
-                *stored = room.clone();
+                stored.snapshot = room.clone();
                 Ok(())
             }
             None => Err(RepositoryError::RoomNotFound(room.id())),
         }
+    }
+
+    async fn append(
+        &self,
+        room: RoomId,
+        operations: &[CommittedOperation],
+        snapshot: Option<Room>,
+    ) -> Result<(), RepositoryError> {
+        let mut rooms = self.rooms();
+        let stored = rooms
+            .get_mut(&room)
+            .ok_or(RepositoryError::RoomNotFound(room))?;
+        for (index, operation) in operations.iter().enumerate() {
+            let clashes = |other: &CommittedOperation| {
+                other.revision == operation.revision
+                    || (other.client == operation.client && other.seq == operation.seq)
+            };
+            if stored.operations.iter().any(clashes) || operations[..index].iter().any(clashes) {
+                return Err(RepositoryError::OperationExists(room));
+            }
+        }
+        stored.operations.extend_from_slice(operations);
+        if let Some(snapshot) = snapshot {
+            stored.snapshot = snapshot;
+        }
+        Ok(())
+    }
+
+    async fn operations_since(
+        &self,
+        room: RoomId,
+        revision: u64,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        let rooms = self.rooms();
+        let mut operations: Vec<CommittedOperation> = rooms
+            .get(&room)
+            .map(|stored| {
+                stored
+                    .operations
+                    .iter()
+                    .filter(|operation| operation.revision > revision)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        operations.sort_by_key(|operation| operation.revision);
+        Ok(operations)
+    }
+
+    async fn find_operation(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        Ok(self.rooms().get(&room).and_then(|stored| {
+            stored
+                .operations
+                .iter()
+                .find(|operation| operation.client == *client && operation.seq == seq)
+                .map(|operation| operation.revision)
+        }))
     }
 }
 
@@ -94,7 +168,7 @@ impl Clock for FixedClock {
 /// [`room_repository_contract!`](crate::room_repository_contract).
 pub mod contract {
     use chrono::TimeDelta;
-    use duet_domain::{Edit, Language, Room, RoomId};
+    use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, TextOperation};
 
     use super::FixedClock;
     use crate::ports::{Clock, RepositoryError, RoomRepository};
@@ -147,9 +221,18 @@ pub mod contract {
         repository.insert(&other).await.expect("inserted");
         let later = room.created_at() + TimeDelta::milliseconds(1500);
         let large = "x = 'é😀'\n".repeat(20_000);
-        room.apply(Edit::ReplaceAll(large), later).expect("valid");
-        room.apply(Edit::ReplaceAll(format!("{}!", room.code())), later)
-            .expect("valid");
+        let mut document = room.document();
+        document
+            .apply(&TextOperation::new().insert(&large))
+            .expect("applies");
+        document
+            .apply(
+                &TextOperation::new()
+                    .retain(document.len_utf16())
+                    .insert("!"),
+            )
+            .expect("applies");
+        room.advance(&document, later);
         repository.save(&room).await.expect("saved");
         let stored = repository.find(room.id()).await.expect("read");
         assert_eq!(stored.as_ref().map(Room::revision), Some(2));
@@ -167,6 +250,128 @@ pub mod contract {
             Err(RepositoryError::RoomNotFound(id)) if id == room.id()
         ));
         assert_eq!(repository.find(room.id()).await.expect("read"), None);
+    }
+
+    fn operation(revision: u64, client: &str, seq: u64, text: &str) -> CommittedOperation {
+        CommittedOperation {
+            revision,
+            client: ClientId::new(client).expect("valid client id"),
+            seq,
+            operation: TextOperation::new()
+                .retain(usize::try_from(revision - 1).unwrap_or(0))
+                .insert(text),
+            committed_at: FixedClock::default().now() + TimeDelta::milliseconds(7),
+        }
+    }
+
+    pub async fn appended_operations_are_read_back_in_order(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        let first = vec![operation(1, "alice", 1, "a"), operation(2, "bob", 1, "😀")];
+        let second = vec![operation(3, "alice", 2, "\"é\"\n")];
+        repository
+            .append(room.id(), &first, None)
+            .await
+            .expect("appended");
+        repository
+            .append(room.id(), &second, None)
+            .await
+            .expect("appended");
+        let all = repository
+            .operations_since(room.id(), 0)
+            .await
+            .expect("read");
+        assert_eq!(all, [first.clone(), second.clone()].concat());
+        let later = repository
+            .operations_since(room.id(), 2)
+            .await
+            .expect("read");
+        assert_eq!(later, second);
+        let alice = ClientId::new("alice").expect("valid");
+        assert_eq!(
+            repository
+                .find_operation(room.id(), &alice, 2)
+                .await
+                .expect("read"),
+            Some(3)
+        );
+        assert_eq!(
+            repository
+                .find_operation(room.id(), &alice, 3)
+                .await
+                .expect("read"),
+            None
+        );
+        // Another room's log is separate.
+        let other = self::room("");
+        repository.insert(&other).await.expect("inserted");
+        assert!(
+            repository
+                .operations_since(other.id(), 0)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+    }
+
+    pub async fn a_taken_revision_or_client_seq_stores_nothing(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        repository
+            .append(room.id(), &[operation(1, "alice", 1, "a")], None)
+            .await
+            .expect("appended");
+        let mut snapshot = room.clone();
+        snapshot.advance(&duet_domain::Document::new("zz", 9), room.created_at());
+        // A taken revision, and a taken (client, seq) at a free revision.
+        for clash in [operation(1, "bob", 1, "b"), operation(3, "alice", 1, "b")] {
+            let batch = [operation(2, "carol", 1, "c"), clash];
+            let result = repository
+                .append(room.id(), &batch, Some(snapshot.clone()))
+                .await;
+            assert!(
+                matches!(result, Err(RepositoryError::OperationExists(_))),
+                "{result:?}"
+            );
+        }
+        assert_eq!(
+            repository
+                .operations_since(room.id(), 0)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+        assert_eq!(repository.find(room.id()).await.expect("read"), Some(room));
+    }
+
+    pub async fn a_snapshot_is_stored_with_its_operations(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        let mut snapshot = room.clone();
+        let mut document = room.document();
+        let operations = vec![operation(1, "alice", 1, "a"), operation(2, "alice", 2, "b")];
+        for committed in &operations {
+            document.apply(&committed.operation).expect("applies");
+        }
+        snapshot.advance(&document, operations[1].committed_at);
+        repository
+            .append(room.id(), &operations, Some(snapshot))
+            .await
+            .expect("appended");
+        let stored = repository
+            .find(room.id())
+            .await
+            .expect("read")
+            .expect("found");
+        assert_eq!((stored.code(), stored.revision()), ("ab", 2));
+        assert!(
+            repository
+                .operations_since(room.id(), 2)
+                .await
+                .expect("read")
+                .is_empty()
+        );
     }
 }
 
@@ -208,6 +413,24 @@ macro_rules! room_repository_contract {
             async fn saving_an_unknown_room_is_not_found() {
                 let Some(fixture) = $make().await else { return };
                 contract::saving_an_unknown_room_is_not_found(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn appended_operations_are_read_back_in_order() {
+                let Some(fixture) = $make().await else { return };
+                contract::appended_operations_are_read_back_in_order(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn a_taken_revision_or_client_seq_stores_nothing() {
+                let Some(fixture) = $make().await else { return };
+                contract::a_taken_revision_or_client_seq_stores_nothing(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn a_snapshot_is_stored_with_its_operations() {
+                let Some(fixture) = $make().await else { return };
+                contract::a_snapshot_is_stored_with_its_operations(&*fixture).await;
             }
         }
     };

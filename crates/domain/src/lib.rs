@@ -2,7 +2,7 @@
 //!
 //! This crate knows no async runtime, database or web framework, so any Rust program can reuse it:
 //! a room and its code ([`Room`]), typed ids ([`RoomId`]) and languages ([`Language`]), edits to a
-//! room's code ([`Edit`]), positions counted the way editors count them ([`Utf16Position`]), and
+//! room's code ([`TextOperation`], applied to a [`Document`]), positions counted the way editors count them ([`Utf16Position`]), and
 //! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
 
 mod autocomplete;
@@ -21,6 +21,9 @@ pub use autocomplete::{
 pub use diff::diff;
 pub use document::Document;
 pub use operation::{Component, OperationError, TextOperation};
-pub use room::{CodeError, Edit, Language, LanguageError, Room, RoomId, RoomIdError};
+pub use room::{
+    ClientId, ClientIdError, CodeError, CommittedOperation, Language, LanguageError, Room, RoomId,
+    RoomIdError,
+};
 pub use selection::Selection;
 pub use text::{PositionError, Utf16Position, utf16_len};

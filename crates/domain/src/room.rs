@@ -6,6 +6,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::document::Document;
+use crate::operation::TextOperation;
+
 /// The id of a room: a UUID, written in its hyphenated lowercase form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomId(Uuid);
@@ -150,13 +153,6 @@ pub(crate) fn check_code(code: &str) -> Result<(), CodeError> {
     }
 }
 
-/// A change to a room's code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Edit {
-    /// The whole buffer, as sent by the prototype's clients: it replaces the code.
-    ReplaceAll(String),
-}
-
 /// A room: its code, the language of that code, and how many edits made it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Room {
@@ -210,20 +206,17 @@ impl Room {
         }
     }
 
-    /// Applies an edit made at `now`, moving the room to the next revision.
-    ///
-    /// # Errors
-    /// [`CodeError`] when the edit would leave code a room cannot hold; the room is unchanged.
-    pub fn apply(&mut self, edit: Edit, now: DateTime<Utc>) -> Result<(), CodeError> {
-        match edit {
-            Edit::ReplaceAll(code) => {
-                check_code(&code)?;
-                self.code = code;
-            }
-        }
-        self.revision += 1;
+    /// Records that the room's code is now `document`, as of `now`.
+    pub fn advance(&mut self, document: &Document, now: DateTime<Utc>) {
+        self.code = document.text();
+        self.revision = document.revision();
         self.updated_at = now;
-        Ok(())
+    }
+
+    /// The room's code as a document at its revision.
+    #[must_use]
+    pub fn document(&self) -> Document {
+        Document::new(&self.code, self.revision)
     }
 
     #[must_use]
@@ -309,17 +302,18 @@ mod tests {
     }
 
     #[test]
-    fn applying_an_edit_moves_to_the_next_revision() {
+    fn advancing_takes_the_documents_code_and_revision() {
         let created = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let later = DateTime::<Utc>::from_timestamp(1_700_000_100, 0).unwrap_or_default();
         let mut room = Room::new(RoomId::generate(), Language::default(), "a".into(), created)
             .expect("valid code");
-        room.apply(Edit::ReplaceAll("print(1)".into()), later)
-            .expect("valid edit");
-        room.apply(Edit::ReplaceAll("print(2)".into()), later)
-            .expect("valid edit");
-        assert_eq!(room.code(), "print(2)");
-        assert_eq!(room.revision(), 2);
+        let mut document = room.document();
+        document
+            .apply(&TextOperation::new().retain(1).insert("bc"))
+            .expect("applies");
+        room.advance(&document, later);
+        assert_eq!(room.code(), "abc");
+        assert_eq!(room.revision(), 1);
         assert_eq!(room.created_at(), created);
         assert_eq!(room.updated_at(), later);
     }
@@ -331,13 +325,61 @@ mod tests {
             Room::new(RoomId::generate(), Language::default(), "a\0b".into(), now),
             Err(CodeError::ContainsNul)
         );
-        let mut room =
-            Room::new(RoomId::generate(), Language::default(), "ok".into(), now).expect("valid");
-        let before = room.clone();
-        assert_eq!(
-            room.apply(Edit::ReplaceAll("\0".into()), now),
-            Err(CodeError::ContainsNul)
-        );
-        assert_eq!(room, before);
     }
+}
+
+/// The id a client gives itself (or is given) in a room: 1 to 64 letters, digits, `-`, `_`
+/// or `.`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+/// A string that cannot be a client id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a client id is 1 to 64 letters, digits, `-`, `_` or `.`")]
+pub struct ClientIdError;
+
+impl ClientId {
+    /// Checks a client id.
+    ///
+    /// # Errors
+    /// [`ClientIdError`] when it is empty, too long or holds other characters.
+    pub fn new(id: &str) -> Result<Self, ClientIdError> {
+        let valid = (1..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(Self(id.to_owned()))
+        } else {
+            Err(ClientIdError)
+        }
+    }
+
+    /// A new random id.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4().simple().to_string())
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// An operation the server has committed: the room's `revision`-th, sent by `client` as its
+/// `seq`-th edit, already transformed to apply to revision `revision - 1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedOperation {
+    pub revision: u64,
+    pub client: ClientId,
+    pub seq: u64,
+    pub operation: TextOperation,
+    pub committed_at: DateTime<Utc>,
 }

@@ -7,6 +7,7 @@
 //! the ports' error variants, with the original kept as the cause for the logs.
 
 mod connection;
+mod operation_entity;
 mod room_entity;
 mod room_repository;
 #[cfg(feature = "test-support")]

@@ -2,12 +2,14 @@
 
 use async_trait::async_trait;
 use duet_app::ports::{HealthCheck, RepositoryError, RoomRepository};
-use duet_domain::{Language, Room, RoomId};
+use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, TextOperation};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, SqlErr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
+use crate::operation_entity::{self, Entity as Operations};
 use crate::room_entity::{self, Column, Entity as Rooms};
 
 /// The room store on an SQL database (PostgreSQL or SQLite) through sea-orm.
@@ -34,6 +36,60 @@ fn corrupt(what: String) -> RepositoryError {
 
 fn revision_column(revision: u64) -> Result<i64, RepositoryError> {
     i64::try_from(revision).map_err(|_| corrupt(format!("revision {revision} is too large")))
+}
+
+fn into_operation(model: operation_entity::Model) -> Result<CommittedOperation, RepositoryError> {
+    let revision = u64::try_from(model.revision)
+        .map_err(|_| corrupt(format!("negative revision {}", model.revision)))?;
+    let seq = u64::try_from(model.client_seq)
+        .map_err(|_| corrupt(format!("negative sequence number {}", model.client_seq)))?;
+    let client = ClientId::new(&model.client_id)
+        .map_err(|error| corrupt(format!("revision {revision}: {error}")))?;
+    let operation: TextOperation = serde_json::from_str(&model.operation)
+        .map_err(|error| corrupt(format!("revision {revision} is unreadable: {error}")))?;
+    Ok(CommittedOperation {
+        revision,
+        client,
+        seq,
+        operation,
+        committed_at: model.committed_at,
+    })
+}
+
+fn operation_row(
+    room: RoomId,
+    committed: &CommittedOperation,
+) -> Result<operation_entity::ActiveModel, RepositoryError> {
+    let operation = serde_json::to_string(&committed.operation)
+        .map_err(|error| corrupt(format!("operation not serialisable: {error}")))?;
+    Ok(operation_entity::ActiveModel {
+        room_id: Set(*room.as_uuid()),
+        revision: Set(revision_column(committed.revision)?),
+        client_id: Set(committed.client.as_str().to_owned()),
+        client_seq: Set(revision_column(committed.seq)?),
+        operation: Set(operation),
+        committed_at: Set(committed.committed_at),
+    })
+}
+
+/// Writes a room's snapshot columns; `Ok(false)` when there is no such room.
+async fn write_snapshot(
+    connection: &impl ConnectionTrait,
+    room: &Room,
+) -> Result<bool, RepositoryError> {
+    let result = Rooms::update_many()
+        .col_expr(Column::Language, Expr::value(room.language().as_str()))
+        .col_expr(Column::Code, Expr::value(room.code()))
+        .col_expr(
+            Column::Revision,
+            Expr::value(revision_column(room.revision())?),
+        )
+        .col_expr(Column::UpdatedAt, Expr::value(room.updated_at()))
+        .filter(Column::Id.eq(*room.id().as_uuid()))
+        .exec(connection)
+        .await
+        .map_err(unavailable)?;
+    Ok(result.rows_affected > 0)
 }
 
 fn into_room(model: room_entity::Model) -> Result<Room, RepositoryError> {
@@ -85,23 +141,89 @@ impl RoomRepository for SqlRoomRepository {
     }
 
     async fn save(&self, room: &Room) -> Result<(), RepositoryError> {
-        let result = Rooms::update_many()
-            .col_expr(Column::Language, Expr::value(room.language().as_str()))
-            .col_expr(Column::Code, Expr::value(room.code()))
-            .col_expr(
-                Column::Revision,
-                Expr::value(revision_column(room.revision())?),
-            )
-            .col_expr(Column::UpdatedAt, Expr::value(room.updated_at()))
-            .filter(Column::Id.eq(*room.id().as_uuid()))
-            .exec(&self.connection)
+        if write_snapshot(&self.connection, room).await? {
+            Ok(())
+        } else {
+            Err(RepositoryError::RoomNotFound(room.id()))
+        }
+    }
+
+    async fn append(
+        &self,
+        room: RoomId,
+        operations: &[CommittedOperation],
+        snapshot: Option<Room>,
+    ) -> Result<(), RepositoryError> {
+        let rows = operations
+            .iter()
+            .map(|committed| operation_row(room, committed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let transaction = self.connection.begin().await.map_err(unavailable)?;
+        // Rows go in chunks, keeping each statement under the databases' bound-parameter
+        // limits (SQLite's is the lowest).
+        for chunk in rows.chunks(100) {
+            if let Err(error) = Operations::insert_many(chunk.to_vec())
+                .exec_without_returning(&transaction)
+                .await
+            {
+                return Err(match error.sql_err() {
+                    Some(SqlErr::UniqueConstraintViolation(_)) => {
+                        RepositoryError::OperationExists(room)
+                    }
+                    Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                        RepositoryError::RoomNotFound(room)
+                    }
+                    _ => unavailable(error),
+                });
+            }
+        }
+        if let Some(snapshot) = &snapshot
+            && !write_snapshot(&transaction, snapshot).await?
+        {
+            return Err(RepositoryError::RoomNotFound(room));
+        }
+        transaction.commit().await.map_err(unavailable)
+    }
+
+    async fn operations_since(
+        &self,
+        room: RoomId,
+        revision: u64,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        Operations::find()
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::Revision.gt(revision_column(revision)?))
+            .order_by_asc(operation_entity::Column::Revision)
+            .all(&self.connection)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(into_operation)
+            .collect()
+    }
+
+    async fn find_operation(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        let revision: Option<i64> = Operations::find()
+            .select_only()
+            .column(operation_entity::Column::Revision)
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::ClientId.eq(client.as_str()))
+            .filter(operation_entity::Column::ClientSeq.eq(revision_column(seq)?))
+            .into_tuple()
+            .one(&self.connection)
             .await
             .map_err(unavailable)?;
-        if result.rows_affected == 0 {
-            Err(RepositoryError::RoomNotFound(room.id()))
-        } else {
-            Ok(())
-        }
+        revision
+            .map(|revision| {
+                u64::try_from(revision)
+                    .map_err(|_| corrupt(format!("negative revision {revision}")))
+            })
+            .transpose()
     }
 }
 

@@ -1,0 +1,181 @@
+//! A room loaded for editing: its document, the recent history of committed operations, and
+//! the last sequence number seen from each client. One writer owns it at a time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use duet_domain::{
+    ClientId, CommittedOperation, Document, OperationError, Room, Selection, TextOperation,
+};
+
+/// A change a client asks for: an operation, or a whole buffer to diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Operation(TextOperation),
+    Code(String),
+}
+
+/// One edit submitted by a client, made against revision `base`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub client: ClientId,
+    pub seq: u64,
+    pub base: u64,
+    pub change: Change,
+}
+
+/// Why one submission was refused. The room is unchanged by it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the operation does not apply: {0}")]
+    InvalidOperation(#[from] OperationError),
+    #[error("revision {base} is ahead of the room, which is at revision {current}")]
+    BadRevision { base: u64, current: u64 },
+    #[error(
+        "revision {base} is older than the history kept (from revision {oldest}); resynchronise"
+    )]
+    ResyncRequired { base: u64, oldest: u64 },
+    #[error("sequence number {seq} was used before and not committed")]
+    StaleSeq { seq: u64 },
+}
+
+/// What became of one submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed now, as this operation.
+    Committed(Arc<CommittedOperation>),
+    /// Committed before (a resend), at this revision; not applied again.
+    Duplicate { revision: u64 },
+    /// Refused.
+    Rejected(SubmitError),
+}
+
+pub(crate) struct HistoryEntry {
+    pub(crate) committed: Arc<CommittedOperation>,
+    /// Undoes the operation on the document it was applied to.
+    pub(crate) inverse: TextOperation,
+}
+
+/// The live state of a room.
+pub struct LiveRoom {
+    /// The room's details and its last stored snapshot.
+    pub(crate) room: Room,
+    pub(crate) document: Document,
+    pub(crate) history: VecDeque<HistoryEntry>,
+    pub(crate) last_seq: HashMap<ClientId, u64>,
+}
+
+impl LiveRoom {
+    /// The room's details, with its live code and revision.
+    #[must_use]
+    pub fn room(&self) -> Room {
+        let mut room = self.room.clone();
+        let updated = self
+            .history
+            .back()
+            .map_or(room.updated_at(), |entry| entry.committed.committed_at);
+        if self.document.revision() != room.revision() {
+            room.advance(&self.document, updated);
+        }
+        room
+    }
+
+    /// The live document.
+    #[must_use]
+    pub const fn document(&self) -> &Document {
+        &self.document
+    }
+
+    /// The revision operations can still be transformed from: older bases must resynchronise.
+    #[must_use]
+    pub fn oldest_revision(&self) -> u64 {
+        self.history
+            .front()
+            .map_or(self.document.revision(), |entry| {
+                entry.committed.revision - 1
+            })
+    }
+
+    /// The operations committed after `revision`, when the history still holds them all.
+    #[must_use]
+    pub fn operations_since(&self, revision: u64) -> Option<Vec<Arc<CommittedOperation>>> {
+        if revision < self.oldest_revision() || revision > self.document.revision() {
+            return None;
+        }
+        Some(
+            self.entries_since(revision)
+                .map(|entry| Arc::clone(&entry.committed))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn entries_since(&self, revision: u64) -> impl Iterator<Item = &HistoryEntry> {
+        let skip =
+            usize::try_from(revision.saturating_sub(self.oldest_revision())).unwrap_or(usize::MAX);
+        self.history.iter().skip(skip)
+    }
+
+    /// Moves a selection made at revision `base` to the current revision.
+    ///
+    /// # Errors
+    /// [`SubmitError::BadRevision`] or [`SubmitError::ResyncRequired`] when `base` is not in
+    /// the history.
+    pub fn transform_selection(
+        &self,
+        selection: Selection,
+        base: u64,
+    ) -> Result<Selection, SubmitError> {
+        self.check_base(base)?;
+        let moved = self
+            .entries_since(base)
+            .fold(selection, |selection, entry| {
+                selection.transform(&entry.committed.operation)
+            });
+        Ok(moved.clamp(self.document.len_utf16()))
+    }
+
+    pub(crate) fn check_base(&self, base: u64) -> Result<(), SubmitError> {
+        let current = self.document.revision();
+        if base > current {
+            return Err(SubmitError::BadRevision { base, current });
+        }
+        let oldest = self.oldest_revision();
+        if base < oldest {
+            return Err(SubmitError::ResyncRequired { base, oldest });
+        }
+        Ok(())
+    }
+
+    /// The document as it was at revision `base`, rebuilt by undoing later operations.
+    fn text_at(&self, base: u64) -> Result<String, SubmitError> {
+        let mut document = self.document.clone();
+        let later: Vec<&HistoryEntry> = self.entries_since(base).collect();
+        for entry in later.iter().rev() {
+            document.apply(&entry.inverse)?;
+        }
+        Ok(document.text())
+    }
+
+    /// Turns a submission into an operation on the current document.
+    pub(crate) fn rebase(&self, submission: &Submission) -> Result<TextOperation, SubmitError> {
+        self.check_base(submission.base)?;
+        let mut operation = match &submission.change {
+            Change::Operation(operation) => operation.clone(),
+            Change::Code(code) => duet_domain::diff(&self.text_at(submission.base)?, code),
+        };
+        for entry in self.entries_since(submission.base) {
+            // The incoming operation goes first: its inserts win ties, as in ot.js servers.
+            operation = TextOperation::transform(&operation, &entry.committed.operation)?.0;
+        }
+        Ok(operation)
+    }
+
+    /// The revision at which `client` committed `seq`, if the history still holds it.
+    pub(crate) fn revision_in_history(&self, client: &ClientId, seq: u64) -> Option<u64> {
+        self.history
+            .iter()
+            .rev()
+            .find(|entry| entry.committed.client == *client && entry.committed.seq == seq)
+            .map(|entry| entry.committed.revision)
+    }
+}
