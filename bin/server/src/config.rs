@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use duet_app::LiveSettings;
 use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
 use duet_infra_ws::{AllowedOrigins, Settings};
 
@@ -12,6 +13,7 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     pub bind: SocketAddr,
     pub settings: Settings,
+    pub live: LiveSettings,
     pub autocomplete: AutocompleteEngine,
 }
 
@@ -60,11 +62,19 @@ impl Config {
             max_body_bytes: positive(&lookup, "DUET_MAX_BODY_BYTES", defaults.max_body_bytes)?,
             max_frame_bytes: positive(&lookup, "DUET_MAX_FRAME_BYTES", defaults.max_frame_bytes)?,
             send_queue: positive(&lookup, "DUET_SEND_QUEUE", defaults.send_queue)?,
-            shutdown_grace: Duration::from_secs(
-                positive(&lookup, "DUET_SHUTDOWN_GRACE_SECS", 5)?
-                    .try_into()
-                    .unwrap_or(u64::MAX),
-            ),
+            shutdown_grace: seconds(&lookup, "DUET_SHUTDOWN_GRACE_SECS", 5)?,
+            ping_interval: seconds(&lookup, "DUET_PING_INTERVAL_SECS", 30)?,
+        };
+        let live_defaults = LiveSettings::default();
+        let live = LiveSettings {
+            history: positive(&lookup, "DUET_HISTORY_OPS", live_defaults.history)?,
+            snapshot_every: positive(
+                &lookup,
+                "DUET_SNAPSHOT_EVERY",
+                usize::try_from(live_defaults.snapshot_every).unwrap_or(usize::MAX),
+            )?
+            .try_into()
+            .unwrap_or(u64::MAX),
         };
         let bind = lookup("DUET_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind = bind.parse().map_err(|_| ConfigError::Invalid {
@@ -86,6 +96,7 @@ impl Config {
             database_url: database_url(&lookup)?,
             bind,
             settings,
+            live,
             autocomplete,
         })
     }
@@ -129,6 +140,17 @@ fn origins(value: Option<String>) -> AllowedOrigins {
                 .collect(),
         ),
     }
+}
+
+fn seconds(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: usize,
+) -> Result<Duration, ConfigError> {
+    let seconds = positive(lookup, name, default)?;
+    Ok(Duration::from_secs(
+        u64::try_from(seconds).unwrap_or(u64::MAX),
+    ))
 }
 
 fn positive(

@@ -62,7 +62,7 @@ pub async fn run(
         AutocompleteEngine::Canned => Arc::new(CannedAutocompleter),
     };
     let services = Services {
-        rooms: Rooms::new(repository.clone(), Arc::new(SystemClock)),
+        rooms: Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live),
         autocomplete: Autocomplete::new(engine),
         health: repository,
     };

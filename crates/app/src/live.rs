@@ -147,7 +147,11 @@ impl LiveRoom {
     }
 
     /// The document as it was at revision `base`, rebuilt by undoing later operations.
-    fn text_at(&self, base: u64) -> Result<String, SubmitError> {
+    ///
+    /// # Errors
+    /// [`SubmitError`] when `base` is not in the history.
+    pub fn text_at(&self, base: u64) -> Result<String, SubmitError> {
+        self.check_base(base)?;
         let mut document = self.document.clone();
         let later: Vec<&HistoryEntry> = self.entries_since(base).collect();
         for entry in later.iter().rev() {

@@ -177,11 +177,6 @@ impl From<CreateRoomError> for ApiError {
 impl From<ApplyEditError> for ApiError {
     fn from(error: ApplyEditError) -> Self {
         match error {
-            ApplyEditError::InvalidCode(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_code",
-                error.to_string(),
-            ),
             ApplyEditError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }

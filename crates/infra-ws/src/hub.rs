@@ -1,52 +1,58 @@
-//! Per-room hubs: the live rooms held in memory, their connected members, and the one order in
-//! which each room's edits are committed and broadcast.
+//! Per-room hubs: one task per live room that owns it, orders its edits, commits them and
+//! fans the results out to the room's members.
 //!
-//! A hub is loaded when the first member joins and unloaded when the last one leaves; everything
-//! it holds is already committed, so unloading loses nothing. Each hub has one writer at a time:
-//! an edit holds the room's lock while it is committed and then queued to every member, so every
-//! member sees edits in the same order, and a member that joins sees the code as of a point in
-//! that order followed by every later edit.
+//! A hub is started when the first member joins and stops when the last one leaves, after
+//! storing a snapshot; everything it acknowledged is already committed, so stopping loses
+//! nothing. Commands reach the hub through a bounded queue, so a flood of edits slows the
+//! senders' connections, not the server. Edits that queue up while a commit is in flight are
+//! committed together in the next transaction (group commit). Every frame a member receives
+//! goes through its own bounded queue; a member that falls that far behind is dropped, and the
+//! room never waits for it.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::ws::Message;
-use duet_app::{ApplyEditError, GetRoomError, Rooms};
-use duet_domain::{Edit, Room, RoomId};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
+use duet_app::{
+    ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, Rooms, Submission, SubmitError,
+};
+use duet_domain::{ClientId, CommittedOperation, RoomId, Selection};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-/// The live rooms of this server.
-pub struct Hubs {
-    rooms: Rooms,
-    send_queue: usize,
-    live: Mutex<HashMap<RoomId, Arc<RoomHub>>>,
-    next_member: AtomicU64,
+use crate::protocol::{Participant, ServerMessage, WireOperation};
+
+/// Close code for a room that no longer exists.
+pub const ROOM_DELETED: u16 = 4404;
+/// Close code for a connection replaced by a newer one with the same client id.
+pub const REPLACED: u16 = 4409;
+/// How many refused messages in a row close a connection (with 1008).
+pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
+/// How many queued commands a hub handles in one round (and commits in one transaction).
+const BATCH: usize = 256;
+/// How many commands may wait for a hub before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Which protocol a member speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// The prototype's: whole buffers in and out.
+    Plain,
+    /// `duet.v1`: operations, acknowledgements, presence.
+    V1,
 }
 
-struct RoomHub {
-    id: RoomId,
-    /// The room's single writer. `None` until the room is loaded.
-    room: tokio::sync::Mutex<Option<Room>>,
-    members: Mutex<Members>,
+/// Who is joining, and from where they resume.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub protocol: Protocol,
+    pub client: Option<ClientId>,
+    pub name: String,
+    pub since: Option<u64>,
 }
 
-#[derive(Default)]
-struct Members {
-    by_id: HashMap<u64, Member>,
-    /// Set once the hub has been unloaded; a late joiner then starts a new hub.
-    unloaded: bool,
-}
-
-struct Member {
-    outbox: mpsc::Sender<Message>,
-    /// Dropped, and so fired, when the member is removed from the room.
-    _kick: oneshot::Sender<()>,
-}
-
-/// What a member receives: the frames to send it, in order, and a signal that fires when the
-/// room drops it for falling behind.
+/// What a member receives: frames in order, and a signal that fires when the room drops it.
 pub struct Inbox {
     pub frames: mpsc::Receiver<Message>,
     pub kicked: oneshot::Receiver<()>,
@@ -54,14 +60,69 @@ pub struct Inbox {
 
 /// A connection's place in a room. Dropping it leaves the room.
 pub struct Membership {
-    hubs: Arc<Hubs>,
-    hub: Arc<RoomHub>,
-    id: u64,
+    room: RoomId,
+    member: u64,
+    client: ClientId,
+    commands: mpsc::Sender<Command>,
+}
+
+enum Command {
+    Join {
+        request: JoinRequest,
+        member: u64,
+        outbox: mpsc::Sender<Message>,
+        kick: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<ClientId, GetRoomError>>,
+    },
+    Leave {
+        member: u64,
+    },
+    Edit {
+        member: u64,
+        edit: MemberEdit,
+    },
+    Presence {
+        member: u64,
+        revision: u64,
+        selection: Selection,
+    },
+    Refused {
+        member: u64,
+        reason: String,
+    },
+}
+
+/// An edit as a member sent it.
+pub enum MemberEdit {
+    /// A plain client's whole buffer.
+    Plain(String),
+    /// A `duet.v1` operation or whole buffer.
+    V1 {
+        seq: u64,
+        revision: u64,
+        change: Change,
+        selection: Option<Selection>,
+    },
+}
+
+/// The live rooms of this server.
+pub struct Hubs {
+    rooms: Rooms,
+    send_queue: usize,
+    live: Mutex<HashMap<RoomId, HubHandle>>,
+    next_member: AtomicU64,
+}
+
+/// A live room's queue, and how many joins are on their way to it: a hub stops only when it
+/// has no members and no join is coming.
+#[derive(Clone)]
+struct HubHandle {
+    commands: mpsc::Sender<Command>,
+    joining: Arc<AtomicUsize>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while these short critical sections hold a lock, and each leaves its data
-    // consistent at every step, so a poisoned lock still guards valid data.
+    // The registry is only read and written in short sections that cannot panic midway.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -72,162 +133,712 @@ impl Hubs {
     pub fn new(rooms: Rooms, send_queue: usize) -> Self {
         Self {
             rooms,
-            send_queue: send_queue.max(1),
+            send_queue: send_queue.max(2),
             live: Mutex::default(),
             next_member: AtomicU64::new(1),
         }
     }
 
-    fn hub(&self, id: RoomId) -> Arc<RoomHub> {
-        lock(&self.live)
-            .entry(id)
-            .or_insert_with(|| {
-                Arc::new(RoomHub {
-                    id,
-                    room: tokio::sync::Mutex::new(None),
-                    members: Mutex::default(),
-                })
-            })
-            .clone()
-    }
-
-    /// How many rooms are held in memory.
+    /// How many rooms are live.
     #[must_use]
     pub fn live_rooms(&self) -> usize {
         lock(&self.live).len()
     }
 
-    /// Joins a room, loading it when nobody else is in it. The inbox starts with the room's
-    /// current code (unless it is empty) and then receives every later edit.
+    /// Joins a room, starting its hub when nobody else is in it. The inbox starts with what the
+    /// protocol sends first (the code, or a `welcome`) and then receives every later event.
     ///
     /// # Errors
     /// [`GetRoomError`] when the room does not exist or cannot be loaded.
-    pub async fn join(self: &Arc<Self>, id: RoomId) -> Result<(Membership, Inbox), GetRoomError> {
-        loop {
-            let hub = self.hub(id);
-            let mut room = hub.room.lock().await;
-            if lock(&hub.members).unloaded {
+    pub async fn join(
+        self: &Arc<Self>,
+        room: RoomId,
+        request: JoinRequest,
+    ) -> Result<(Membership, Inbox), GetRoomError> {
+        let member = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let (outbox, frames) = mpsc::channel(self.send_queue);
+        let (kick, kicked) = oneshot::channel();
+        let (reply, replied) = oneshot::channel();
+        let handle = self.hub_for_join(room);
+        let command = Command::Join {
+            request,
+            member,
+            outbox,
+            kick,
+            reply,
+        };
+        // The hub cannot stop while this join is counted, so the queue is open.
+        if handle.commands.send(command).await.is_err() {
+            handle.joining.fetch_sub(1, Ordering::AcqRel);
+            return Err(stopped());
+        }
+        let client = replied.await.map_err(|_| stopped())??;
+        Ok((
+            Membership {
+                room,
+                member,
+                client,
+                commands: handle.commands,
+            },
+            Inbox { frames, kicked },
+        ))
+    }
+
+    /// The room's hub, started if needed, with this join counted.
+    fn hub_for_join(self: &Arc<Self>, room: RoomId) -> HubHandle {
+        let mut live = lock(&self.live);
+        let handle = live
+            .entry(room)
+            .or_insert_with(|| {
+                let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+                let joining = Arc::new(AtomicUsize::new(0));
+                let hubs = Arc::clone(self);
+                let counter = Arc::clone(&joining);
+                tokio::spawn(async move { hubs.run(room, queue, counter).await });
+                HubHandle { commands, joining }
+            })
+            .clone();
+        handle.joining.fetch_add(1, Ordering::AcqRel);
+        handle
+    }
+
+    /// The hub of one room: loads it, serves commands until the last member leaves, stores a
+    /// snapshot and stops.
+    async fn run(
+        self: Arc<Self>,
+        room: RoomId,
+        mut queue: mpsc::Receiver<Command>,
+        joining: Arc<AtomicUsize>,
+    ) {
+        let live = match self.rooms.open(room).await {
+            Ok(live) => live,
+            Err(error) => {
+                // Refuse every join queued while loading, and any that still comes.
+                lock(&self.live).remove(&room);
+                queue.close();
+                while let Some(command) = queue.recv().await {
+                    if let Command::Join { reply, .. } = command {
+                        joining.fetch_sub(1, Ordering::AcqRel);
+                        let _ = reply.send(Err(copy_error(&error)));
+                    }
+                }
+                return;
+            }
+        };
+        let mut hub = Hub {
+            room,
+            live,
+            members: HashMap::new(),
+            joining,
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        while queue.recv_many(&mut batch, BATCH).await > 0 {
+            hub.handle(&self.rooms, batch.drain(..)).await;
+            if !hub.members.is_empty() {
                 continue;
             }
-            let loaded = match room.as_ref() {
-                Some(loaded) => loaded,
-                None => match self.rooms.join(id).await {
-                    Ok(loaded) => room.insert(loaded),
-                    Err(error) => {
-                        self.unload_if_empty(&hub, &mut lock(&hub.members));
-                        return Err(error);
-                    }
-                },
-            };
-            let (outbox, frames) = mpsc::channel(self.send_queue);
-            let (kick, kicked) = oneshot::channel();
-            if !loaded.code().is_empty() {
-                // The queue is new and holds at least one frame, so this cannot fail.
-                let _ = outbox.try_send(Message::Text(loaded.code().into()));
+            if let Err(error) = self.rooms.close(&hub.live).await {
+                tracing::warn!(room = %room, error = %crate::error::error_chain(&error), "snapshot not stored");
             }
-            let member = self.next_member.fetch_add(1, Ordering::Relaxed);
-            lock(&hub.members).by_id.insert(
-                member,
-                Member {
-                    outbox,
-                    _kick: kick,
-                },
-            );
-            drop(room);
-            let membership = Membership {
-                hubs: Arc::clone(self),
-                hub,
-                id: member,
-            };
-            return Ok((membership, Inbox { frames, kicked }));
+            let mut live = lock(&self.live);
+            if hub.joining.load(Ordering::Acquire) == 0 {
+                // Nobody is in the room and nobody is on the way: what is still queued comes
+                // from members that already left.
+                live.remove(&room);
+                tracing::debug!(room = %room, "room unloaded");
+                return;
+            }
         }
-    }
-
-    /// Commits an edit and queues the resulting code to every member, in the room's one order.
-    async fn commit(&self, hub: &RoomHub, edit: Edit) -> Result<(), ApplyEditError> {
-        let mut room = hub.room.lock().await;
-        let Some(room) = room.as_mut() else {
-            return Err(ApplyEditError::NotFound(hub.id));
-        };
-        self.rooms.apply_edit(room, edit).await?;
-        // One copy of the frame, shared by every member's queue.
-        hub.broadcast(&Message::Text(room.code().into()));
-        Ok(())
-    }
-
-    fn unload_if_empty(&self, hub: &Arc<RoomHub>, members: &mut Members) {
-        if !members.by_id.is_empty() || members.unloaded {
-            return;
-        }
-        members.unloaded = true;
-        let mut live = lock(&self.live);
-        if live
-            .get(&hub.id)
-            .is_some_and(|current| Arc::ptr_eq(current, hub))
-        {
-            live.remove(&hub.id);
-            tracing::debug!(room = %hub.id, "room unloaded");
-        }
-    }
-
-    async fn unload_when_idle(&self, hub: Arc<RoomHub>) {
-        // Waiting for the writer's lock lets an edit in flight finish before the room goes.
-        let _room = hub.room.lock().await;
-        self.unload_if_empty(&hub, &mut lock(&hub.members));
     }
 }
 
-impl RoomHub {
-    fn broadcast(&self, frame: &Message) {
-        lock(&self.members)
-            .by_id
-            .retain(|member, Member { outbox, .. }| match outbox.try_send(frame.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    tracing::warn!(room = %self.id, member, "dropping a client that fell behind");
-                    false
+fn stopped() -> GetRoomError {
+    GetRoomError::Unavailable(duet_app::ports::RepositoryError::Unavailable(
+        "the room stopped".into(),
+    ))
+}
+
+fn copy_error(error: &GetRoomError) -> GetRoomError {
+    match error {
+        GetRoomError::NotFound(id) => GetRoomError::NotFound(*id),
+        GetRoomError::Unavailable(cause) => GetRoomError::Unavailable(
+            duet_app::ports::RepositoryError::Unavailable(cause.to_string().into()),
+        ),
+    }
+}
+
+struct Member {
+    client: ClientId,
+    name: String,
+    protocol: Protocol,
+    outbox: mpsc::Sender<Message>,
+    _kick: oneshot::Sender<()>,
+    selection: Option<Selection>,
+    /// Plain members: the revisions of the last buffers queued to them, newest last. Their next
+    /// buffer is based on one of these (whichever they had received when they typed), and is
+    /// merged from the one it resembles most.
+    plain_recent: VecDeque<u64>,
+    /// Plain members: their own sequence numbers, given by the server.
+    plain_seq: u64,
+    consecutive_errors: u32,
+}
+
+struct Hub {
+    room: RoomId,
+    live: LiveRoom,
+    members: HashMap<u64, Member>,
+    joining: Arc<AtomicUsize>,
+}
+
+/// Where the outcome of one submission goes.
+struct Pending {
+    member: u64,
+    seq: Option<u64>,
+    selection: Option<Selection>,
+}
+
+impl Hub {
+    async fn handle(&mut self, rooms: &Rooms, commands: impl Iterator<Item = Command>) {
+        let mut submissions = Vec::new();
+        let mut pending = Vec::new();
+        for command in commands {
+            if let Command::Edit { member, edit } = command {
+                if let Some(submission) = self.submission(member, edit, &mut pending) {
+                    submissions.push(submission);
                 }
-                Err(TrySendError::Closed(_)) => false,
+                continue;
+            }
+            // Anything else sees the state after the edits before it.
+            self.commit(rooms, &mut submissions, &mut pending).await;
+            match command {
+                Command::Join {
+                    request,
+                    member,
+                    outbox,
+                    kick,
+                    reply,
+                } => {
+                    let client = self.join(request, member, outbox, kick);
+                    self.joining.fetch_sub(1, Ordering::AcqRel);
+                    let _ = reply.send(Ok(client));
+                }
+                Command::Leave { member } => self.leave(member),
+                Command::Presence {
+                    member,
+                    revision,
+                    selection,
+                } => self.presence(member, revision, selection),
+                Command::Refused { member, reason } => {
+                    self.send_error(member, "bad_message", reason, None, false);
+                }
+                Command::Edit { .. } => {}
+            }
+        }
+        self.commit(rooms, &mut submissions, &mut pending).await;
+    }
+
+    fn submission(
+        &mut self,
+        member_id: u64,
+        edit: MemberEdit,
+        pending: &mut Vec<Pending>,
+    ) -> Option<Submission> {
+        let member = self.members.get_mut(&member_id)?;
+        let (seq, base, change, selection, reported_seq) = match edit {
+            MemberEdit::Plain(code) => {
+                member.plain_seq += 1;
+                let base = closest_base(&self.live, &member.plain_recent, &code);
+                (member.plain_seq, base, Change::Code(code), None, None)
+            }
+            MemberEdit::V1 {
+                seq,
+                revision,
+                change,
+                selection,
+            } => (seq, revision, change, selection, Some(seq)),
+        };
+        pending.push(Pending {
+            member: member_id,
+            seq: reported_seq,
+            selection,
+        });
+        Some(Submission {
+            client: member.client.clone(),
+            seq,
+            base,
+            change,
+        })
+    }
+
+    async fn commit(
+        &mut self,
+        rooms: &Rooms,
+        submissions: &mut Vec<Submission>,
+        pending: &mut Vec<Pending>,
+    ) {
+        if submissions.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(submissions);
+        let owners = std::mem::take(pending);
+        match rooms.commit(&mut self.live, batch).await {
+            Ok(outcomes) => self.publish(owners, outcomes),
+            Err(ApplyEditError::NotFound(_)) => {
+                for member in self.members.values() {
+                    let _ = member
+                        .outbox
+                        .try_send(close(ROOM_DELETED, "the room was deleted"));
+                }
+                self.members.clear();
+            }
+            Err(error) => {
+                tracing::error!(room = %self.room, error = %crate::error::error_chain(&error), "edits not committed");
+                for owner in owners {
+                    self.send_error(
+                        owner.member,
+                        "unavailable",
+                        "the edit could not be saved; send it again".into(),
+                        owner.seq,
+                        true,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Acknowledges, broadcasts and reports what a committed batch did.
+    fn publish(&mut self, owners: Vec<Pending>, outcomes: Vec<Outcome>) {
+        let mut committed_any = false;
+        for (owner, outcome) in owners.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Committed(committed) => {
+                    committed_any = true;
+                    self.broadcast_operation(owner.member, owner.seq, &committed);
+                    if let Some(member) = self.members.get_mut(&owner.member) {
+                        member.consecutive_errors = 0;
+                        if owner.selection.is_some() {
+                            member.selection = owner.selection;
+                        }
+                    }
+                }
+                Outcome::Duplicate { revision } => {
+                    if let Some(seq) = owner.seq {
+                        let ack = ServerMessage::Ack { seq, revision }.encode();
+                        self.send(owner.member, Message::Text(ack));
+                    }
+                }
+                Outcome::Rejected(error) => {
+                    let code = match &error {
+                        SubmitError::InvalidOperation(_) => "invalid_op",
+                        SubmitError::BadRevision { .. } => "bad_revision",
+                        SubmitError::ResyncRequired { .. } => "resync_required",
+                        SubmitError::StaleSeq { .. } => "bad_seq",
+                    };
+                    self.send_error(owner.member, code, error.to_string(), owner.seq, false);
+                }
+            }
+        }
+        if committed_any {
+            self.send_plain_code();
+        }
+    }
+
+    fn broadcast_operation(
+        &mut self,
+        sender: u64,
+        seq: Option<u64>,
+        committed: &CommittedOperation,
+    ) {
+        for member in self.members.values_mut() {
+            if let Some(selection) = member.selection {
+                member.selection = Some(selection.transform(&committed.operation));
+            }
+        }
+        // One encoding of the operation, shared by every v1 member but the sender.
+        let frame = Message::Text(ServerMessage::Op(WireOperation::from(committed)).encode());
+        let ack = seq.map(|seq| {
+            Message::Text(
+                ServerMessage::Ack {
+                    seq,
+                    revision: committed.revision,
+                }
+                .encode(),
+            )
+        });
+        let mut overflowed = Vec::new();
+        for (id, member) in &self.members {
+            if member.protocol != Protocol::V1 {
+                continue;
+            }
+            let message = if *id == sender {
+                match &ack {
+                    Some(ack) => ack.clone(),
+                    None => continue,
+                }
+            } else {
+                frame.clone()
+            };
+            if !deliver(&member.outbox, message) {
+                overflowed.push(*id);
+            }
+        }
+        self.drop_members(overflowed);
+    }
+
+    /// Sends plain members the whole code as it now is, once per committed batch.
+    fn send_plain_code(&mut self) {
+        let revision = self.live.document().revision();
+        let mut code: Option<Utf8Bytes> = None;
+        let mut overflowed = Vec::new();
+        for (id, member) in &mut self.members {
+            if member.protocol != Protocol::Plain {
+                continue;
+            }
+            let text = code
+                .get_or_insert_with(|| self.live.document().text().into())
+                .clone();
+            if member.plain_recent.len() == PLAIN_CANDIDATES {
+                member.plain_recent.pop_front();
+            }
+            member.plain_recent.push_back(revision);
+            if !deliver(&member.outbox, Message::Text(text)) {
+                overflowed.push(*id);
+            }
+        }
+        self.drop_members(overflowed);
+    }
+
+    fn join(
+        &mut self,
+        request: JoinRequest,
+        member_id: u64,
+        outbox: mpsc::Sender<Message>,
+        kick: oneshot::Sender<()>,
+    ) -> ClientId {
+        let client = request.client.unwrap_or_else(ClientId::generate);
+        // A client id in use belongs to the newer connection (a client that reconnects before
+        // its old connection timed out).
+        let replaced: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, member)| member.client == client)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in replaced {
+            if let Some(old) = self.members.remove(&id) {
+                let _ = old
+                    .outbox
+                    .try_send(close(REPLACED, "replaced by a newer connection"));
+            }
+        }
+        let document = self.live.document();
+        let revision = document.revision();
+        let first = match request.protocol {
+            Protocol::Plain => {
+                (document.len_utf16() > 0).then(|| Message::Text(document.text().into()))
+            }
+            Protocol::V1 => {
+                let resumed = request
+                    .since
+                    .and_then(|since| self.live.operations_since(since));
+                let participants = self
+                    .members
+                    .values()
+                    .map(|member| Participant {
+                        client_id: member.client.as_str(),
+                        name: &member.name,
+                        selection: member.selection,
+                    })
+                    .collect();
+                let language = self.live.room().language().to_string();
+                let welcome = ServerMessage::Welcome {
+                    client_id: client.as_str(),
+                    revision,
+                    language: &language,
+                    code: resumed.is_none().then(|| document.text()),
+                    ops: resumed
+                        .as_ref()
+                        .map(|ops| ops.iter().map(|op| WireOperation::from(&**op)).collect()),
+                    participants,
+                };
+                Some(Message::Text(welcome.encode()))
+            }
+        };
+        if let Some(first) = first {
+            // The queue is new and holds at least two frames.
+            let _ = outbox.try_send(first);
+        }
+        if request.protocol == Protocol::V1 {
+            let joined = ServerMessage::Joined(Participant {
+                client_id: client.as_str(),
+                name: &request.name,
+                selection: None,
             });
+            self.broadcast_v1(Some(member_id), Message::Text(joined.encode()));
+        }
+        self.members.insert(
+            member_id,
+            Member {
+                client: client.clone(),
+                name: request.name,
+                protocol: request.protocol,
+                outbox,
+                _kick: kick,
+                selection: None,
+                plain_recent: VecDeque::from([revision]),
+                plain_seq: 0,
+                consecutive_errors: 0,
+            },
+        );
+        client
+    }
+
+    fn leave(&mut self, member_id: u64) {
+        if let Some(member) = self.members.remove(&member_id) {
+            self.announce_departure(&member);
+        }
+    }
+
+    fn announce_departure(&mut self, member: &Member) {
+        if member.protocol == Protocol::V1
+            && !self
+                .members
+                .values()
+                .any(|other| other.client == member.client)
+        {
+            let left = ServerMessage::Left {
+                client_id: member.client.as_str(),
+            };
+            self.broadcast_v1(None, Message::Text(left.encode()));
+        }
+    }
+
+    fn presence(&mut self, member_id: u64, revision: u64, selection: Selection) {
+        let moved = match self.live.transform_selection(selection, revision) {
+            Ok(moved) => moved,
+            Err(error) => {
+                let code = match error {
+                    SubmitError::ResyncRequired { .. } => "resync_required",
+                    _ => "bad_revision",
+                };
+                self.send_error(member_id, code, error.to_string(), None, false);
+                return;
+            }
+        };
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return;
+        };
+        member.selection = Some(moved);
+        member.consecutive_errors = 0;
+        let message = ServerMessage::Presence(Participant {
+            client_id: member.client.as_str(),
+            name: &member.name,
+            selection: Some(moved),
+        });
+        let frame = Message::Text(message.encode());
+        self.broadcast_v1(Some(member_id), frame);
+    }
+
+    fn broadcast_v1(&mut self, except: Option<u64>, frame: Message) {
+        let overflowed: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(id, member)| member.protocol == Protocol::V1 && Some(**id) != except)
+            .filter(|(_, member)| !deliver(&member.outbox, frame.clone()))
+            .map(|(id, _)| *id)
+            .collect();
+        self.drop_members(overflowed);
+    }
+
+    fn drop_members(&mut self, members: Vec<u64>) {
+        for id in members {
+            if let Some(member) = self.members.remove(&id) {
+                tracing::info!(room = %self.room, client = %member.client, "dropping a client that fell behind");
+                self.announce_departure(&member);
+            }
+        }
+    }
+
+    fn send(&mut self, member_id: u64, frame: Message) {
+        let delivered = self
+            .members
+            .get(&member_id)
+            .is_none_or(|member| deliver(&member.outbox, frame));
+        if !delivered {
+            self.drop_members(vec![member_id]);
+        }
+    }
+
+    /// Reports a refused message to a member; plain members, who have no error message, are
+    /// closed instead.
+    fn send_error(
+        &mut self,
+        member_id: u64,
+        code: &str,
+        message: String,
+        seq: Option<u64>,
+        server_side: bool,
+    ) {
+        let Some(member) = self.members.get(&member_id) else {
+            return;
+        };
+        let frame = match member.protocol {
+            Protocol::Plain if server_side => close(
+                close_code::ERROR,
+                "the edit could not be saved; reconnect and resend",
+            ),
+            Protocol::Plain => close(close_code::INVALID, &message),
+            Protocol::V1 => Message::Text(ServerMessage::Error { code, message, seq }.encode()),
+        };
+        self.send(member_id, frame);
+        if !server_side {
+            self.count_error(member_id);
+        }
+    }
+
+    fn count_error(&mut self, member_id: u64) {
+        let Some(member) = self.members.get_mut(&member_id) else {
+            return;
+        };
+        member.consecutive_errors += 1;
+        if member.consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
+            let frame = close(close_code::POLICY, "too many bad messages");
+            let _ = member.outbox.try_send(frame);
+            if let Some(member) = self.members.remove(&member_id) {
+                self.announce_departure(&member);
+            }
+        }
+    }
+}
+
+/// How many recent buffers of a plain member are candidates for the base of its next one.
+const PLAIN_CANDIDATES: usize = 8;
+
+/// Of the buffers recently sent to a plain member, the revision of the one `code` differs
+/// from in the fewest lines: the buffer the client most likely edited. Plain clients do not
+/// say which buffer they saw last, and taking the newest would undo the client's own typing
+/// whenever a newer buffer was still on its way to it. Lines, not characters, are compared:
+/// two people typing similar lines look alike character by character.
+fn closest_base(live: &LiveRoom, recent: &VecDeque<u64>, code: &str) -> u64 {
+    let newest = recent
+        .back()
+        .copied()
+        .unwrap_or_else(|| live.document().revision());
+    if recent.len() < 2 {
+        return newest;
+    }
+    let changed_lines = |text: &str| {
+        similar::TextDiff::from_lines(text, code)
+            .ops()
+            .iter()
+            .map(|op| match op.as_tag_tuple() {
+                (similar::DiffTag::Equal, _, _) => 0,
+                (_, old, new) => old.len() + new.len(),
+            })
+            .sum::<usize>()
+    };
+    // Newest first, so that among equals the newest wins.
+    recent
+        .iter()
+        .rev()
+        .filter_map(|revision| {
+            live.text_at(*revision)
+                .ok()
+                .map(|text| (*revision, changed_lines(&text)))
+        })
+        .min_by_key(|(_, changed)| *changed)
+        .map_or(newest, |(revision, _)| revision)
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    // A close reason is at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}
+
+/// Queues a frame for a member; `false` when its queue is full (it fell behind) or gone.
+fn deliver(outbox: &mpsc::Sender<Message>, frame: Message) -> bool {
+    match outbox.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
     }
 }
 
 impl Membership {
     /// The room this membership is in.
     #[must_use]
-    pub fn room_id(&self) -> RoomId {
-        self.hub.id
+    pub const fn room_id(&self) -> RoomId {
+        self.room
     }
 
-    /// Replaces the room's code with a whole buffer, commits it and broadcasts it to every
-    /// member, this one included.
+    /// The client id this member has in the room.
+    #[must_use]
+    pub const fn client(&self) -> &ClientId {
+        &self.client
+    }
+
+    /// Sends an edit to the room. Waits while the room is busy.
     ///
     /// # Errors
-    /// [`ApplyEditError`] when the edit is refused or cannot be committed; nothing is broadcast.
-    pub async fn replace_code(&self, code: String) -> Result<(), ApplyEditError> {
-        let hubs = Arc::clone(&self.hubs);
-        let hub = Arc::clone(&self.hub);
-        // The commit and its broadcast run in their own task, so a connection that goes away
-        // mid-commit cannot leave an edit committed but not broadcast.
-        let task = tokio::spawn(async move { hubs.commit(&hub, Edit::ReplaceAll(code)).await });
-        match task.await {
-            Ok(result) => result,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+    /// `Err(())` when the room has stopped; the connection should end.
+    pub async fn edit(&self, edit: MemberEdit) -> Result<(), ()> {
+        self.commands
+            .send(Command::Edit {
+                member: self.member,
+                edit,
+            })
+            .await
+            .map_err(|_| ())
+    }
+
+    /// Sends the member's selection at `revision`.
+    ///
+    /// # Errors
+    /// `Err(())` when the room has stopped.
+    pub async fn presence(&self, revision: u64, selection: Selection) -> Result<(), ()> {
+        self.commands
+            .send(Command::Presence {
+                member: self.member,
+                revision,
+                selection,
+            })
+            .await
+            .map_err(|_| ())
+    }
+
+    /// Reports a message the connection could not read, and counts it against the member.
+    ///
+    /// # Errors
+    /// `Err(())` when the room has stopped.
+    pub async fn refused(&self, reason: String) -> Result<(), ()> {
+        self.commands
+            .send(Command::Refused {
+                member: self.member,
+                reason,
+            })
+            .await
+            .map_err(|_| ())
     }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        let now_empty = {
-            let mut members = lock(&self.hub.members);
-            members.by_id.remove(&self.id);
-            members.by_id.is_empty()
+        let leave = Command::Leave {
+            member: self.member,
         };
-        if now_empty && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let hubs = Arc::clone(&self.hubs);
-            let hub = Arc::clone(&self.hub);
-            runtime.spawn(async move { hubs.unload_when_idle(hub).await });
+        if let Err(TrySendError::Full(leave)) = self.commands.try_send(leave)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let commands = self.commands.clone();
+            runtime.spawn(async move {
+                let _ = commands.send(leave).await;
+            });
         }
     }
 }

@@ -7,6 +7,7 @@
 mod error;
 mod hub;
 mod json;
+mod protocol;
 mod routes;
 mod ws;
 
@@ -27,7 +28,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
-pub use hub::Hubs;
+pub use hub::{Hubs, REPLACED, ROOM_DELETED};
+pub use protocol::SUBPROTOCOL;
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -51,6 +53,8 @@ pub struct Settings {
     pub send_queue: usize,
     /// How long open WebSockets get to close when the server stops.
     pub shutdown_grace: Duration,
+    /// How often a quiet WebSocket is pinged; one silent for two intervals is dropped.
+    pub ping_interval: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             max_frame_bytes: 1024 * 1024,
             send_queue: 256,
             shutdown_grace: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
         }
     }
 }

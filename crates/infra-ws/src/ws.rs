@@ -1,36 +1,52 @@
-//! The WebSocket endpoint `/ws/{roomId}` and its plain mode: the prototype's protocol, where
-//! every text frame is the whole buffer and is echoed to every member of the room.
+//! The WebSocket endpoint `/ws/{roomId}`. A client that asks for the `duet.v1` subprotocol
+//! speaks it (docs/PROTOCOL.md); any other speaks the prototype's plain mode: every text frame
+//! is the whole buffer, merged with concurrent edits, and everyone receives the merged buffer.
 //!
-//! Close codes this mode uses: 1001 when the server shuts down, 1003 for a binary frame, 1007
-//! for code a room cannot hold, 1009 for a frame over the size limit, 1011 when the edit cannot
-//! be committed. A client that falls too far behind is disconnected without a close frame
-//! (its connection is congested, so none could reach it).
+//! Close codes: 1001 the server is shutting down; 1003 a binary frame; 1007 (plain) code that
+//! cannot be stored; 1008 too many bad messages; 1009 a message over the size limit; 1011 an
+//! edit that could not be saved (plain); 1013 the room stopped; 4404 the room was deleted;
+//! 4409 replaced by a newer connection with the same client id. A client that falls too far
+//! behind, or stops answering pings, is disconnected without a close frame.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::response::Response;
-use duet_app::ApplyEditError;
-use duet_domain::RoomId;
+use axum::response::{IntoResponse, Response};
+use duet_app::Change;
+use duet_domain::{ClientId, RoomId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
-use crate::hub::{Inbox, Membership};
+use crate::hub::{Inbox, JoinRequest, MemberEdit, Membership, Protocol};
+use crate::protocol::{ClientMessage, SUBPROTOCOL};
 
 /// How long a close handshake may take before the connection is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest display name kept.
+const MAX_NAME: usize = 64;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectParams {
+    name: Option<String>,
+    client_id: Option<String>,
+    since: Option<u64>,
+}
 
 /// `GET /ws/{roomId}`: checks the room, joins it, then upgrades.
 pub async fn connect(
     State(state): State<AppState>,
     Path(room_id): Path<String>,
+    params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id = RoomId::parse(&room_id)?;
@@ -50,11 +66,48 @@ pub async fn connect(
             .into_response());
         }
     };
-    let (membership, inbox) = state.hubs.join(id).await?;
-    let limit = state.settings.max_frame_bytes;
-    // Frames up to twice the limit are read whole and refused with a clean close handshake;
+    let Query(params) = params.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
+    })?;
+    let client = params
+        .client_id
+        .as_deref()
+        .map(ClientId::new)
+        .transpose()
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_client_id",
+                error.to_string(),
+            )
+        })?;
+    let upgrade = upgrade.protocols([SUBPROTOCOL]);
+    let protocol = if upgrade.selected_protocol().is_some() {
+        Protocol::V1
+    } else {
+        Protocol::Plain
+    };
+    let name: String = params
+        .name
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_NAME)
+        .collect();
+    let request = JoinRequest {
+        protocol,
+        client,
+        name,
+        since: params.since,
+    };
+    let (membership, inbox) = state.hubs.join(id, request).await?;
+    let settings = state.settings.clone();
+    // Messages up to twice the limit are read whole and refused with a clean close handshake;
     // only larger ones are cut off at their header.
-    let hard_limit = limit.saturating_mul(2);
+    let hard_limit = settings.max_frame_bytes.saturating_mul(2);
     let shutdown = state.shutdown.clone();
     let tracker = state.connections.clone();
     Ok(upgrade
@@ -62,123 +115,219 @@ pub async fn connect(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
             let _tracked = tracker;
-            tracing::debug!(room = %membership.room_id(), "plain client joined");
-            serve_plain(socket, membership, inbox, shutdown, limit).await;
+            tracing::debug!(room = %membership.room_id(), client = %membership.client(), ?protocol, "client joined");
+            let connection = Connection {
+                membership,
+                protocol,
+                limit: settings.max_frame_bytes,
+                ping_interval: settings.ping_interval,
+                started: Instant::now(),
+                last_seen: AtomicU64::new(0),
+            };
+            connection.serve(socket, inbox, shutdown).await;
         }))
 }
 
 /// Why a connection ends.
 enum Ending {
-    /// The client closed or went away; nothing more to say.
+    /// The client closed or went away, or the server already sent its close frame.
     Gone,
     /// The server closes with this code and reason.
     Close(u16, String),
 }
 
-async fn serve_plain(
-    socket: WebSocket,
+struct Connection {
     membership: Membership,
-    inbox: Inbox,
-    mut shutdown: watch::Receiver<bool>,
+    protocol: Protocol,
     limit: usize,
-) {
-    let (mut sink, mut stream) = socket.split();
-    let Inbox { mut frames, kicked } = inbox;
-    let ending = tokio::select! {
-        ending = read_plain(&mut stream, &membership, limit) => ending,
-        ending = forward(&mut frames, &mut sink) => ending,
-        _ = kicked => {
-            tracing::info!(room = %membership.room_id(), "client dropped for falling behind");
-            return;
-        }
-        _ = shutdown.wait_for(|stopping| *stopping) => {
-            Ending::Close(close_code::AWAY, "the server is shutting down".into())
-        }
-    };
-    drop(membership);
-    if let Ending::Close(code, reason) = ending {
-        close(&mut sink, &mut stream, code, reason).await;
-    }
+    ping_interval: Duration,
+    started: Instant,
+    /// When the client last sent anything, in milliseconds since `started`: a client silent
+    /// for two ping intervals is dropped.
+    last_seen: AtomicU64,
 }
 
-/// Reads the client's frames, committing each text frame as the room's new code.
-async fn read_plain(
-    stream: &mut SplitStream<WebSocket>,
-    membership: &Membership,
-    limit: usize,
-) -> Ending {
-    while let Some(frame) = stream.next().await {
-        let text = match frame {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Binary(_)) => {
-                return Ending::Close(
-                    close_code::UNSUPPORTED,
-                    "binary frames are not supported: send text".into(),
-                );
+impl Connection {
+    async fn serve(self, socket: WebSocket, inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
+        let (mut sink, mut stream) = socket.split();
+        let Inbox { mut frames, kicked } = inbox;
+        let ending = tokio::select! {
+            ending = self.read(&mut stream) => ending,
+            ending = self.forward(&mut frames, &mut sink) => ending,
+            _ = kicked => {
+                tracing::info!(room = %self.membership.room_id(), "client dropped");
+                // Whatever the room queued last (a close frame, perhaps) still goes out.
+                while let Ok(frame) = frames.try_recv() {
+                    let closing = matches!(frame, Message::Close(_));
+                    if tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await.is_err() || closing {
+                        break;
+                    }
+                }
+                Ending::Gone
             }
-            Ok(Message::Close(_)) => return Ending::Gone,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Err(error) => return read_error(&error, limit),
+            () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => {
+                Ending::Close(close_code::AWAY, "the server is shutting down".into())
+            }
         };
-        if text.len() > limit {
-            return too_large(limit);
-        }
-        match membership.replace_code(text.as_str().to_owned()).await {
-            Ok(()) => {}
-            Err(error @ ApplyEditError::InvalidCode(_)) => {
-                return Ending::Close(close_code::INVALID, error.to_string());
+        drop(self.membership);
+        match ending {
+            Ending::Close(code, reason) => {
+                close(&mut sink, &mut stream, code, reason).await;
             }
-            Err(error) => {
-                tracing::error!(room = %membership.room_id(), error = %error_chain(&error), "edit not committed");
-                return Ending::Close(
-                    close_code::ERROR,
-                    "the edit could not be saved; reconnect and resend".into(),
-                );
+            Ending::Gone => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
             }
         }
     }
-    Ending::Gone
-}
 
-fn too_large(limit: usize) -> Ending {
-    Ending::Close(
-        close_code::SIZE,
-        format!("frames may be at most {limit} bytes"),
-    )
-}
-
-fn read_error(error: &axum::Error, limit: usize) -> Ending {
-    let capacity = std::error::Error::source(error)
-        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
-        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)));
-    if capacity {
-        too_large(limit)
-    } else {
-        tracing::debug!(error = %error_chain(error), "connection failed");
+    /// Reads the client's frames and passes them to the room.
+    async fn read(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
+        while let Some(frame) = stream.next().await {
+            self.seen();
+            let text = match frame {
+                Ok(Message::Text(text)) => text,
+                Ok(Message::Binary(_)) => {
+                    return Ending::Close(
+                        close_code::UNSUPPORTED,
+                        "binary frames are not supported: send text".into(),
+                    );
+                }
+                Ok(Message::Close(_)) => return Ending::Gone,
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Err(error) => return self.read_error(&error),
+            };
+            if text.len() > self.limit {
+                return self.too_large();
+            }
+            let sent = match self.protocol {
+                Protocol::Plain => {
+                    self.membership
+                        .edit(MemberEdit::Plain(text.as_str().to_owned()))
+                        .await
+                }
+                Protocol::V1 => self.read_v1(text.as_str()).await,
+            };
+            if sent.is_err() {
+                return Ending::Close(close_code::AGAIN, "the room stopped; reconnect".into());
+            }
+        }
         Ending::Gone
     }
-}
 
-/// Sends the member's queued frames, flushing once per batch rather than once per frame.
-async fn forward(
-    frames: &mut tokio::sync::mpsc::Receiver<Message>,
-    sink: &mut SplitSink<WebSocket, Message>,
-) -> Ending {
-    while let Some(frame) = frames.recv().await {
-        if sink.feed(frame).await.is_err() {
-            return Ending::Gone;
+    async fn read_v1(&self, text: &str) -> Result<(), ()> {
+        match serde_json::from_str::<ClientMessage>(text) {
+            Ok(ClientMessage::Op {
+                revision,
+                seq,
+                ops,
+                selection,
+            }) => {
+                self.membership
+                    .edit(MemberEdit::V1 {
+                        seq,
+                        revision,
+                        change: Change::Operation(ops),
+                        selection,
+                    })
+                    .await
+            }
+            Ok(ClientMessage::Code {
+                revision,
+                seq,
+                code,
+            }) => {
+                self.membership
+                    .edit(MemberEdit::V1 {
+                        seq,
+                        revision,
+                        change: Change::Code(code),
+                        selection: None,
+                    })
+                    .await
+            }
+            Ok(ClientMessage::Presence {
+                revision,
+                selection,
+            }) => self.membership.presence(revision, selection).await,
+            Err(error) => {
+                self.membership
+                    .refused(format!("the message is not valid duet.v1: {error}"))
+                    .await
+            }
         }
-        while let Ok(frame) = frames.try_recv() {
+    }
+
+    fn seen(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_seen.store(now, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_seen.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    fn too_large(&self) -> Ending {
+        Ending::Close(
+            close_code::SIZE,
+            format!("messages may be at most {} bytes", self.limit),
+        )
+    }
+
+    fn read_error(&self, error: &axum::Error) -> Ending {
+        let capacity = std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+            .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)));
+        if capacity {
+            self.too_large()
+        } else {
+            tracing::debug!(error = %error_chain(error), "connection failed");
+            Ending::Gone
+        }
+    }
+
+    /// Sends the member's queued frames, flushing once per batch rather than once per frame,
+    /// and pings the client when it has been quiet for a while.
+    async fn forward(
+        &self,
+        frames: &mut tokio::sync::mpsc::Receiver<Message>,
+        sink: &mut SplitSink<WebSocket, Message>,
+    ) -> Ending {
+        let mut pings =
+            tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
+        loop {
+            let frame = tokio::select! {
+                frame = frames.recv() => frame,
+                _ = pings.tick() => {
+                    if self.quiet_for() > self.ping_interval * 2 {
+                        tracing::info!(room = %self.membership.room_id(), "client stopped answering pings");
+                        return Ending::Gone;
+                    }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return Ending::Gone;
+                    }
+                    continue;
+                }
+            };
+            // `None`: the room dropped this member; the kick signal says why.
+            let Some(frame) = frame else {
+                return std::future::pending().await;
+            };
+            let mut closing = matches!(frame, Message::Close(_));
             if sink.feed(frame).await.is_err() {
                 return Ending::Gone;
             }
-        }
-        if sink.flush().await.is_err() {
-            return Ending::Gone;
+            while !closing && let Ok(frame) = frames.try_recv() {
+                closing = matches!(frame, Message::Close(_));
+                if sink.feed(frame).await.is_err() {
+                    return Ending::Gone;
+                }
+            }
+            if sink.flush().await.is_err() || closing {
+                return Ending::Gone;
+            }
         }
     }
-    // The room removed this member's queue: it fell behind.
-    Ending::Gone
 }
 
 /// Sends a close frame and waits, briefly, for the client's answer, so that the frame is read
