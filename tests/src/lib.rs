@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the real server on 127.0.0.1 port 0 over a scratch
 //! database, and small HTTP and WebSocket clients that fail loudly instead of hanging.
 
+pub mod v1;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -4,3 +4,4 @@
 mod http;
 mod persistence;
 mod plain_ws;
+mod v1_ws;

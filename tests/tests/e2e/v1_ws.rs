@@ -1,0 +1,347 @@
+//! The `duet.v1` protocol: operations, acknowledgements, presence, resume, errors.
+
+use duet_domain::TextOperation;
+use duet_tests::v1::{State, V1Client};
+use duet_tests::{Backend, TestServer, on_both_databases, test_config};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw duet.v1 connection, for checking frames to the letter.
+async fn raw(server: &TestServer, room: &str, query: &str) -> Socket {
+    let mut request = server
+        .ws_url(&format!("/ws/{room}?{query}"))
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "duet.v1".parse().expect("a header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("opens")
+        .0
+}
+
+async fn receive(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(duet_tests::PATIENCE, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("sent");
+}
+
+async fn the_exchange_frame_by_frame(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server
+        .create_room(json!({"code": "ab", "language": "rust"}))
+        .await;
+
+    let mut alice = raw(&server, &room, "name=Alice&clientId=alice").await;
+    let welcome = receive(&mut alice).await;
+    assert_eq!(
+        welcome,
+        json!({"type": "welcome", "clientId": "alice", "revision": 0, "language": "rust",
+               "code": "ab", "participants": []})
+    );
+    let mut bob = raw(&server, &room, "name=Bob&clientId=bob").await;
+    let welcome = receive(&mut bob).await;
+    assert_eq!(
+        welcome["participants"],
+        json!([{"clientId": "alice", "name": "Alice"}])
+    );
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "joined", "clientId": "bob", "name": "Bob"})
+    );
+
+    // An edit: acknowledged to its sender, broadcast to the others.
+    send(
+        &mut alice,
+        json!({"type": "op", "revision": 0, "seq": 1, "ops": [1, "😀", 1]}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "ack", "seq": 1, "revision": 1})
+    );
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "op", "revision": 1, "clientId": "alice", "ops": [1, "😀", 1]})
+    );
+    // A concurrent edit on the old revision is transformed before it is broadcast.
+    send(
+        &mut bob,
+        json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "ack", "seq": 1, "revision": 2})
+    );
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "op", "revision": 2, "clientId": "bob", "ops": [4, "!"]})
+    );
+    // A resent edit is acknowledged again and not applied twice.
+    send(
+        &mut bob,
+        json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "ack", "seq": 1, "revision": 2})
+    );
+    // A whole buffer written against an old revision is merged by diff.
+    send(
+        &mut alice,
+        json!({"type": "code", "revision": 1, "seq": 2, "code": "xa😀b"}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "ack", "seq": 2, "revision": 3})
+    );
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "op", "revision": 3, "clientId": "alice", "ops": ["x", 5]})
+    );
+    // Presence, moved from the revision it was made at to the current one.
+    send(
+        &mut bob,
+        json!({"type": "presence", "revision": 2, "selection": {"anchor": 0, "head": 1}}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "presence", "clientId": "bob", "name": "Bob",
+               "selection": {"anchor": 1, "head": 2}})
+    );
+    // Bad messages are answered with errors and change nothing.
+    let bad = [
+        (
+            json!({"type": "op", "revision": 3, "seq": 3, "ops": [99]}),
+            "invalid_op",
+        ),
+        (
+            json!({"type": "op", "revision": 3, "seq": 3, "ops": [1, "\u{0}", 5]}),
+            "invalid_op",
+        ),
+        (
+            json!({"type": "op", "revision": 3, "seq": 3, "ops": [0]}),
+            "bad_message",
+        ),
+        (
+            json!({"type": "op", "revision": 9, "seq": 3, "ops": [6]}),
+            "bad_revision",
+        ),
+        (json!({"type": "dance"}), "bad_message"),
+        (json!([1, 2]), "bad_message"),
+    ];
+    for (message, code) in bad {
+        send(&mut alice, message.clone()).await;
+        let answer = receive(&mut alice).await;
+        assert_eq!(
+            (answer["type"].as_str(), answer["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{message}"
+        );
+    }
+    assert_eq!(server.room(&room).await["code"], "xa😀b!");
+    assert_eq!(server.room(&room).await["revision"], 3);
+
+    // A departure is announced.
+    drop(bob);
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "left", "clientId": "bob"})
+    );
+    server.stop().await;
+}
+
+async fn endless_bad_messages_close_with_1008(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server.create_room(json!({})).await;
+    let mut socket = raw(&server, &room, "").await;
+    receive(&mut socket).await;
+    for _ in 0..20 {
+        socket.send(Message::text("not json")).await.expect("sent");
+    }
+    loop {
+        let frame = tokio::time::timeout(duet_tests::PATIENCE, socket.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("valid");
+        match frame {
+            Message::Text(_) => continue,
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 1008);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    server.stop().await;
+}
+
+async fn silent_clients_are_dropped_after_pings(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let mut config = test_config(database.url());
+    config.settings.ping_interval = std::time::Duration::from_millis(100);
+    let server = TestServer::start(config).await;
+    let room = server.create_room(json!({})).await;
+    // This client never reads, so it never answers a ping.
+    let mut silent = raw(&server, &room, "").await;
+    let mut watcher = raw(&server, &room, "clientId=watcher").await;
+    receive(&mut watcher).await;
+    let left = loop {
+        let message = receive(&mut watcher).await;
+        if message["type"] == "left" {
+            break message;
+        }
+    };
+    assert_ne!(left["clientId"], "watcher");
+    // The silent socket was closed by the server: reading it now ends.
+    let ended = tokio::time::timeout(duet_tests::PATIENCE, async {
+        while let Some(Ok(_)) = silent.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok());
+    server.stop().await;
+}
+
+/// A small deterministic random generator, so a failing run can be replayed.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(bound.max(1)).unwrap_or(1)).unwrap_or(0)
+    }
+}
+
+/// A random edit on `text`: an insert (with non-BMP text) or a delete, at character
+/// boundaries, counted in UTF-16 units.
+fn random_edit(random: &mut Random, text: &str, client: usize) -> TextOperation {
+    let boundaries: Vec<usize> = std::iter::once(0)
+        .chain(text.chars().scan(0, |units, c| {
+            *units += c.len_utf16();
+            Some(*units)
+        }))
+        .collect();
+    let length = *boundaries.last().unwrap_or(&0);
+    let at = boundaries[random.below(boundaries.len())];
+    if random.below(3) == 0 && at < length {
+        let end_index = boundaries.iter().position(|b| *b == at).unwrap_or(0) + 1 + random.below(3);
+        let end = boundaries[end_index.min(boundaries.len() - 1)];
+        TextOperation::new()
+            .retain(at)
+            .delete(end - at)
+            .retain(length - end)
+    } else {
+        let pieces = ["a", "é", "中", "😀", "\n", " "];
+        let inserted = format!("{client}{}", pieces[random.below(pieces.len())]);
+        TextOperation::new()
+            .retain(at)
+            .insert(&inserted)
+            .retain(length - at)
+    }
+}
+
+async fn five_clients_converge_through_disconnects(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server.create_room(json!({"code": "start\n"})).await;
+    let ws_url = format!("ws://{}", server.address);
+    let tasks: Vec<_> = (0..5)
+        .map(|client| {
+            let ws_url = ws_url.clone();
+            let room = room.clone();
+            tokio::spawn(async move {
+                let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (client as u64 + 1));
+                let mut connection = V1Client::connect(&ws_url, &room, None).await;
+                for step in 0..120 {
+                    connection.edit(|text| random_edit(&mut random, text, client));
+                    if step % 8 == 7 {
+                        let selection = json!({"type": "presence",
+                            "revision": connection.snapshot().revision,
+                            "selection": {"anchor": 0, "head": 0}});
+                        connection.send_raw(&selection.to_string());
+                    }
+                    // Clients 0 and 1 drop their connection now and then, edits in flight,
+                    // and resume where they were.
+                    if client < 2 && step % 30 == 29 {
+                        let state: State = connection.disconnect();
+                        connection = V1Client::connect(&ws_url, &room, Some(state)).await;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                connection.settle().await;
+                connection
+            })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(task.await.expect("the client finishes"));
+    }
+    let stored = server.room(&room).await;
+    let revision = stored["revision"].as_u64().expect("a revision");
+    let code = stored["code"].as_str().expect("code");
+    let mut acknowledged = Vec::new();
+    for client in &clients {
+        client.wait_until(|state| state.revision == revision).await;
+        let state = client.snapshot();
+        assert_eq!(state.text, code, "client {} diverged", state.client_id);
+        assert!(state.errors.is_empty(), "{:?}", state.errors);
+        acknowledged.extend(state.acked.values().copied());
+    }
+    // Every committed revision was acknowledged to exactly one client: nothing acknowledged
+    // is missing, and nothing resent was applied twice.
+    acknowledged.sort_unstable();
+    assert_eq!(acknowledged, (1..=revision).collect::<Vec<_>>());
+    server.stop().await;
+}
+
+on_both_databases!(
+    the_exchange_frame_by_frame,
+    endless_bad_messages_close_with_1008,
+    silent_clients_are_dropped_after_pings,
+    five_clients_converge_through_disconnects,
+);
