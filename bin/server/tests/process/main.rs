@@ -219,3 +219,58 @@ async fn every_broadcast_edit_survives_sigkill() {
     assert_eq!(stored["code"], last.as_str());
     assert_eq!(stored["revision"], 50);
 }
+
+#[tokio::test]
+async fn every_acknowledged_operation_survives_sigkill() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let directory = tempfile::tempdir().expect("a directory");
+    let running = Running::start(directory.path());
+    let room = create_room(&running.base).await;
+    let mut request = format!("ws://{}/ws/{room}", running.base)
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "duet.v1".parse().expect("a header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the WebSocket opens");
+    let text = |message: Message| -> Value {
+        match message {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
+            other => panic!("expected text, got {other:?}"),
+        }
+    };
+    assert_eq!(text(next_frame(&mut socket).await)["type"], "welcome");
+    let mut expected = String::new();
+    for seq in 1..=50_u64 {
+        let line = format!("edit {seq} 😀\n");
+        let length: usize = expected.chars().map(char::len_utf16).sum();
+        let op = serde_json::json!({"type": "op", "revision": seq - 1, "seq": seq,
+                                    "ops": if length == 0 { serde_json::json!([line]) } else { serde_json::json!([length, line]) }});
+        socket
+            .send(Message::text(op.to_string()))
+            .await
+            .expect("sent");
+        expected.push_str(&line);
+        let ack = text(next_frame(&mut socket).await);
+        assert_eq!(
+            ack,
+            serde_json::json!({"type": "ack", "seq": seq, "revision": seq})
+        );
+    }
+    // SIGKILL the moment the last acknowledgement arrived.
+    drop(running);
+
+    let restarted = Running::start(directory.path());
+    let stored: Value = reqwest::get(format!("http://{}/rooms/{room}", restarted.base))
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(stored["code"], expected.as_str());
+    assert_eq!(stored["revision"], 50);
+}
