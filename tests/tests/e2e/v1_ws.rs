@@ -339,7 +339,48 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
     server.stop().await;
 }
 
+async fn plain_and_v1_clients_share_a_room(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server.create_room(json!({"code": "one\n"})).await;
+    let mut plain = server.plain_client(&room).await;
+    assert_eq!(plain.next_text().await, "one\n");
+    let mut v1 = raw(&server, &room, "clientId=editor").await;
+    assert_eq!(receive(&mut v1).await["code"], "one\n");
+
+    send(
+        &mut v1,
+        json!({"type": "op", "revision": 0, "seq": 1, "ops": [4, "two\n"]}),
+    )
+    .await;
+    assert_eq!(
+        receive(&mut v1).await,
+        json!({"type": "ack", "seq": 1, "revision": 1})
+    );
+    assert_eq!(plain.next_text().await, "one\ntwo\n");
+
+    plain.send_text("zero\none\ntwo\n").await;
+    let op = receive(&mut v1).await;
+    assert_eq!(
+        (op["type"].as_str(), op["revision"].as_u64()),
+        (Some("op"), Some(2))
+    );
+    assert_eq!(op["ops"], json!(["zero\n", 8]));
+    // The server named the plain client itself.
+    assert!(
+        op["clientId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty() && id != "editor")
+    );
+    assert_eq!(plain.next_text().await, "zero\none\ntwo\n");
+    assert_eq!(server.room(&room).await["code"], "zero\none\ntwo\n");
+    server.stop().await;
+}
+
 on_both_databases!(
+    plain_and_v1_clients_share_a_room,
     the_exchange_frame_by_frame,
     endless_bad_messages_close_with_1008,
     silent_clients_are_dropped_after_pings,
