@@ -151,6 +151,7 @@ impl LiveRoom {
     /// # Errors
     /// [`SubmitError`] when `base` is not in the history.
     pub fn text_at(&self, base: u64) -> Result<String, SubmitError> {
+        // The undo operations are applied as new ones, so the copy's revision says nothing.
         self.check_base(base)?;
         let mut document = self.document.clone();
         let later: Vec<&HistoryEntry> = self.entries_since(base).collect();
@@ -158,6 +159,38 @@ impl LiveRoom {
             document.apply(&entry.inverse)?;
         }
         Ok(document.text())
+    }
+
+    /// The document's text at each of `revisions` that the history still covers, newest
+    /// first, rebuilt in one walk back through the history.
+    #[must_use]
+    pub fn texts_at(&self, revisions: &[u64]) -> Vec<(u64, String)> {
+        let mut wanted: Vec<u64> = revisions
+            .iter()
+            .copied()
+            .filter(|revision| self.check_base(*revision).is_ok())
+            .collect();
+        wanted.sort_unstable_by(|a, b| b.cmp(a));
+        wanted.dedup();
+        let Some(&oldest) = wanted.last() else {
+            return Vec::new();
+        };
+        // Undoing moves the text back; `at` is the revision the text is at.
+        let mut document = self.document.clone();
+        let mut at = self.document.revision();
+        let mut texts = Vec::with_capacity(wanted.len());
+        let mut later: Vec<&HistoryEntry> = self.entries_since(oldest).collect();
+        for revision in wanted {
+            while at > revision {
+                let Some(entry) = later.pop() else { break };
+                if document.apply(&entry.inverse).is_err() {
+                    return texts;
+                }
+                at -= 1;
+            }
+            texts.push((revision, document.text()));
+        }
+        texts
     }
 
     /// Turns a submission into an operation on the current document.

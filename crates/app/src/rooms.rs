@@ -664,6 +664,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn old_texts_are_rebuilt_from_the_history() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        for (seq, text) in ["a", "b", "c"].iter().enumerate() {
+            let seq = seq as u64;
+            rooms
+                .commit(
+                    &mut live,
+                    vec![op(
+                        "alice",
+                        seq + 1,
+                        seq,
+                        TextOperation::new()
+                            .retain(usize::try_from(seq).unwrap_or(0))
+                            .insert(text),
+                    )],
+                )
+                .await
+                .expect("committed");
+        }
+        assert_eq!(live.text_at(1).expect("in history"), "a");
+        assert_eq!(
+            live.texts_at(&[0, 2, 3, 9]),
+            [
+                (3, "abc".to_owned()),
+                (2, "ab".to_owned()),
+                (0, String::new())
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn closing_stores_a_snapshot() {
         let repository = Arc::new(InMemoryRoomRepository::default());
         let rooms = rooms_over(repository.clone(), LiveSettings::default());

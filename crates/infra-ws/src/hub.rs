@@ -712,7 +712,7 @@ impl Hub {
 }
 
 /// How many recent buffers of a plain member are candidates for the base of its next one.
-const PLAIN_CANDIDATES: usize = 8;
+const PLAIN_CANDIDATES: usize = 32;
 
 /// Of the buffers recently sent to a plain member, the revision of the one `code` differs
 /// from in the fewest lines: the buffer the client most likely edited. Plain clients do not
@@ -727,8 +727,12 @@ fn closest_base(live: &LiveRoom, recent: &VecDeque<u64>, code: &str) -> u64 {
     if recent.len() < 2 {
         return newest;
     }
+    // Both sides end in a newline, so that text added after a last line without one counts as
+    // added lines rather than as a changed line.
+    let code = format!("{code}\n");
     let changed_lines = |text: &str| {
-        similar::TextDiff::from_lines(text, code)
+        let text = format!("{text}\n");
+        similar::TextDiff::from_lines(&text, &code)
             .ops()
             .iter()
             .map(|op| match op.as_tag_tuple() {
@@ -737,15 +741,11 @@ fn closest_base(live: &LiveRoom, recent: &VecDeque<u64>, code: &str) -> u64 {
             })
             .sum::<usize>()
     };
+    let candidates: Vec<u64> = recent.iter().copied().collect();
     // Newest first, so that among equals the newest wins.
-    recent
-        .iter()
-        .rev()
-        .filter_map(|revision| {
-            live.text_at(*revision)
-                .ok()
-                .map(|text| (*revision, changed_lines(&text)))
-        })
+    live.texts_at(&candidates)
+        .into_iter()
+        .map(|(revision, text)| (revision, changed_lines(&text)))
         .min_by_key(|(_, changed)| *changed)
         .map_or(newest, |(revision, _)| revision)
 }

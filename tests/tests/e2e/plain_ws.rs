@@ -66,7 +66,8 @@ async fn concurrent_plain_typists_keep_every_line(backend: Backend) {
         clients.push(client);
     }
     // Each typist adds its lines to the buffer it last received, as the prototype's editor
-    // did, while the others do the same: buffers cross on the wire all the time.
+    // did, while the others do the same: buffers cross on the wire all the time, so a buffer
+    // often arrives based on one that lacks another typist's newest line.
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -74,9 +75,16 @@ async fn concurrent_plain_typists_keep_every_line(backend: Backend) {
             tokio::spawn(async move {
                 let mut buffer = "# shared\n".to_owned();
                 for line in 0..lines {
-                    buffer.push_str(&format!("typist {typist} line {line} 😀\n"));
+                    let typed = format!("typist {typist} line {line} 😀\n");
+                    buffer.push_str(&typed);
                     client.send_text(&buffer).await;
-                    buffer = client.next_text().await;
+                    // Type on once the echo shows the line, keeping whatever else arrived.
+                    loop {
+                        buffer = client.next_text().await;
+                        if buffer.contains(&typed) {
+                            break;
+                        }
+                    }
                 }
                 let everything = |text: &str| {
                     (0..typists).all(|t| {
