@@ -8,6 +8,7 @@
 mod autocomplete;
 mod diff;
 mod document;
+mod language;
 mod operation;
 mod room;
 mod selection;
@@ -17,6 +18,7 @@ mod text;
 pub use autocomplete::MockAutocompleter;
 pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
+    LocalAutocompleter,
 };
 pub use diff::diff;
 pub use document::Document;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::document::Document;
+pub use crate::language::{Language, LanguageError};
 use crate::operation::TextOperation;
 
 /// The id of a room: a UUID, written in its hyphenated lowercase form.
@@ -65,74 +66,6 @@ impl FromStr for RoomId {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         Self::parse(input)
-    }
-}
-
-/// The programming language of a room, such as `python` or `rust`.
-///
-/// Stored lowercased. Any short identifier is accepted, so a front end can name languages the
-/// server has no special support for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Language(String);
-
-/// A string that cannot name a language.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LanguageError {
-    /// The name was empty or only whitespace.
-    #[error("the language must not be empty")]
-    Empty,
-    /// The name was longer than [`Language::MAX_LEN`].
-    #[error("the language name is longer than {max} characters", max = Language::MAX_LEN)]
-    TooLong,
-    /// The name held a character outside letters, digits and `+ # - _ .`.
-    #[error("the language name may hold only letters, digits and `+ # - _ .`, not {0:?}")]
-    InvalidCharacter(char),
-}
-
-impl Language {
-    /// The longest language name accepted.
-    pub const MAX_LEN: usize = 32;
-
-    /// The language of a room created without one: the prototype's rooms held Python.
-    pub const DEFAULT: &'static str = "python";
-
-    /// Validates and normalises (trims, lowercases) a language name.
-    ///
-    /// # Errors
-    /// [`LanguageError`] when the name is empty, too long or holds other characters.
-    pub fn new(name: &str) -> Result<Self, LanguageError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(LanguageError::Empty);
-        }
-        if name.chars().count() > Self::MAX_LEN {
-            return Err(LanguageError::TooLong);
-        }
-        if let Some(bad) = name
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '#' | '-' | '_' | '.')))
-        {
-            return Err(LanguageError::InvalidCharacter(bad));
-        }
-        Ok(Self(name.to_ascii_lowercase()))
-    }
-
-    /// The normalised name.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for Language {
-    fn default() -> Self {
-        Self(Self::DEFAULT.to_owned())
-    }
-}
-
-impl fmt::Display for Language {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
     }
 }
 
@@ -275,30 +208,6 @@ mod tests {
             .expect_err("too long to be an id")
             .to_string();
         assert!(message.len() < 200, "{message}");
-    }
-
-    #[test]
-    fn languages_are_normalised_and_checked() {
-        let cases: &[(&str, Result<&str, LanguageError>)] = &[
-            ("python", Ok("python")),
-            (" Rust ", Ok("rust")),
-            ("C++", Ok("c++")),
-            ("c#", Ok("c#")),
-            ("objective-c", Ok("objective-c")),
-            ("", Err(LanguageError::Empty)),
-            ("   ", Err(LanguageError::Empty)),
-            ("py thon", Err(LanguageError::InvalidCharacter(' '))),
-            ("<script>", Err(LanguageError::InvalidCharacter('<'))),
-        ];
-        for (input, expected) in cases {
-            let got = Language::new(input);
-            assert_eq!(
-                got.as_ref().map(Language::as_str),
-                expected.as_ref().map(|s| *s),
-                "{input:?}"
-            );
-        }
-        assert_eq!(Language::new(&"a".repeat(33)), Err(LanguageError::TooLong));
     }
 
     #[test]

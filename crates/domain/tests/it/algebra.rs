@@ -1,8 +1,6 @@
 //! The laws of text operations, checked on random texts with non-ASCII and non-BMP characters,
 //! and ot.js's behaviour on hand-written cases.
 
-mod traces;
-
 use duet_domain::{Document, OperationError, TextOperation, diff};
 use proptest::prelude::*;
 

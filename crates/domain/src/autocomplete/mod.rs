@@ -1,6 +1,13 @@
-//! The autocomplete port: what a completion engine is asked and what it answers.
+//! The autocomplete port: what a completion engine is asked and what it answers; and the two
+//! engines that need nothing outside the process: the local, language-aware one (the default)
+//! and the prototype's canned one.
+
+mod knowledge;
+mod local;
 
 use async_trait::async_trait;
+
+pub use local::LocalAutocompleter;
 
 use crate::room::Language;
 use crate::text::{PositionError, Utf16Position};
@@ -59,10 +66,14 @@ impl CompletionRequest {
     }
 }
 
-/// An engine's answer: the text to insert at the cursor (empty when it has nothing to offer).
+/// An engine's answer: the text to insert at the cursor (empty when it has nothing to offer),
+/// further candidates in falling rank, and, when the suggestion replaces text rather than
+/// being inserted, the UTF-16 range it replaces.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Completion {
     pub suggestion: String,
+    pub alternatives: Vec<String>,
+    pub replaces: Option<std::ops::Range<usize>>,
 }
 
 impl Completion {
@@ -70,6 +81,8 @@ impl Completion {
     pub fn new(suggestion: impl Into<String>) -> Self {
         Self {
             suggestion: suggestion.into(),
+            alternatives: Vec::new(),
+            replaces: None,
         }
     }
 }
