@@ -18,10 +18,35 @@ pub struct Config {
 }
 
 /// Which engine answers completion requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AutocompleteEngine {
+    /// The local, language-aware engine (the default).
+    Local,
     /// The prototype's rule.
     Canned,
+    /// An OpenAI-compatible completion server, falling back to the local engine.
+    OpenAi(OpenAiSettings),
+}
+
+/// A secret, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(***)")
+    }
+}
+
+/// How to reach an OpenAI-compatible completion server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAiSettings {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub timeout: Duration,
+    pub max_tokens: usize,
+    pub fill_in_the_middle: bool,
 }
 
 /// A configuration value that cannot be used.
@@ -82,12 +107,14 @@ impl Config {
             expected: "an address such as 127.0.0.1:8000",
             value: bind,
         })?;
-        let autocomplete = match lookup("DUET_AUTOCOMPLETE").as_deref() {
-            None | Some("canned") => AutocompleteEngine::Canned,
+        let autocomplete = match lookup("DUET_AUTOCOMPLETE").as_deref().map(str::trim) {
+            None | Some("local") => AutocompleteEngine::Local,
+            Some("canned") => AutocompleteEngine::Canned,
+            Some("openai") => AutocompleteEngine::OpenAi(openai(&lookup)?),
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "DUET_AUTOCOMPLETE",
-                    expected: "`canned`",
+                    expected: "`local`, `canned` or `openai`",
                     value: other.to_owned(),
                 });
             }
@@ -100,6 +127,49 @@ impl Config {
             autocomplete,
         })
     }
+}
+
+fn openai(lookup: &impl Fn(&str) -> Option<String>) -> Result<OpenAiSettings, ConfigError> {
+    let base_url = lookup("DUET_OPENAI_BASE_URL").ok_or(ConfigError::Invalid {
+        name: "DUET_OPENAI_BASE_URL",
+        expected: "the completion server's URL when DUET_AUTOCOMPLETE=openai",
+        value: String::new(),
+    })?;
+    let parsed = url::Url::parse(&base_url).map_err(|_| ConfigError::Invalid {
+        name: "DUET_OPENAI_BASE_URL",
+        expected: "a URL such as http://127.0.0.1:8080/v1",
+        value: base_url.clone(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            name: "DUET_OPENAI_BASE_URL",
+            expected: "an http:// or https:// URL",
+            value: base_url,
+        });
+    }
+    let fill_in_the_middle = match lookup("DUET_OPENAI_FIM").as_deref().map(str::trim) {
+        None | Some("true" | "1" | "yes") => true,
+        Some("false" | "0" | "no") => false,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "DUET_OPENAI_FIM",
+                expected: "true or false",
+                value: other.to_owned(),
+            });
+        }
+    };
+    Ok(OpenAiSettings {
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        api_key: lookup("DUET_OPENAI_API_KEY")
+            .filter(|key| !key.is_empty())
+            .map(Secret),
+        model: lookup("DUET_OPENAI_MODEL").unwrap_or_else(|| "default".to_owned()),
+        timeout: Duration::from_millis(
+            u64::try_from(positive(lookup, "DUET_OPENAI_TIMEOUT_MS", 1500)?).unwrap_or(u64::MAX),
+        ),
+        max_tokens: positive(lookup, "DUET_OPENAI_MAX_TOKENS", 64)?,
+        fill_in_the_middle,
+    })
 }
 
 fn database_url(lookup: &impl Fn(&str) -> Option<String>) -> Result<DatabaseUrl, ConfigError> {
@@ -191,7 +261,7 @@ mod tests {
         assert_eq!(config.database_url.expose(), DatabaseUrl::DEFAULT);
         assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(config.settings, Settings::default());
-        assert_eq!(config.autocomplete, AutocompleteEngine::Canned);
+        assert_eq!(config.autocomplete, AutocompleteEngine::Local);
     }
 
     #[test]
@@ -245,6 +315,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_autocomplete_engine() {
+        assert_eq!(
+            config(&[("DUET_AUTOCOMPLETE", "canned")])
+                .expect("valid")
+                .autocomplete,
+            AutocompleteEngine::Canned
+        );
+        let config = config(&[
+            ("DUET_AUTOCOMPLETE", "openai"),
+            ("DUET_OPENAI_BASE_URL", "http://127.0.0.1:8080/v1/"),
+            ("DUET_OPENAI_API_KEY", "sk-secret"),
+            ("DUET_OPENAI_MODEL", "qwen2.5-coder"),
+            ("DUET_OPENAI_TIMEOUT_MS", "500"),
+            ("DUET_OPENAI_FIM", "false"),
+        ])
+        .expect("valid");
+        let AutocompleteEngine::OpenAi(settings) = &config.autocomplete else {
+            panic!("expected openai, got {:?}", config.autocomplete);
+        };
+        assert_eq!(settings.base_url, "http://127.0.0.1:8080/v1");
+        assert_eq!(settings.model, "qwen2.5-coder");
+        assert_eq!(settings.timeout, Duration::from_millis(500));
+        assert!(!settings.fill_in_the_middle);
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         let cases = [
             ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
@@ -253,6 +350,7 @@ mod tests {
             ("DUET_MAX_FRAME_BYTES", "0", "DUET_MAX_FRAME_BYTES"),
             ("DUET_SEND_QUEUE", "-3", "DUET_SEND_QUEUE"),
             ("DUET_AUTOCOMPLETE", "gpt", "DUET_AUTOCOMPLETE"),
+            ("DUET_AUTOCOMPLETE", "openai", "DUET_OPENAI_BASE_URL"),
         ];
         for (name, value, mentioned) in cases {
             let error = config(&[(name, value)]).expect_err(name).to_string();

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use duet_app::ports::SystemClock;
 use duet_app::{Autocomplete, Rooms};
-use duet_domain::CannedAutocompleter;
+use duet_domain::{Autocompleter, CannedAutocompleter, LocalAutocompleter};
 use duet_infra_postgres::{ConnectError, SqlRoomRepository, connect};
 use duet_infra_ws::Services;
 use tokio::net::TcpListener;
 
-pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND};
+pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND, OpenAiSettings, Secret};
 pub use duet_infra_ws::{AllowedOrigins, Settings};
 
 /// Why the server could not start or stopped with an error.
@@ -58,8 +58,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let connection = connect(&config.database_url).await?;
     let repository = Arc::new(SqlRoomRepository::new(connection.clone()));
-    let engine = match config.autocomplete {
+    let engine: Arc<dyn Autocompleter> = match &config.autocomplete {
+        AutocompleteEngine::Local => Arc::new(LocalAutocompleter),
         AutocompleteEngine::Canned => Arc::new(CannedAutocompleter),
+        AutocompleteEngine::OpenAi(settings) => Arc::new(open_ai(settings)),
     };
     let services = Services {
         rooms: Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live),
@@ -74,6 +76,17 @@ pub async fn run(
     let _ = connection.close().await;
     tracing::info!("duet-server stopped");
     Ok(())
+}
+
+fn open_ai(settings: &OpenAiSettings) -> duet_infra_openai::OpenAiAutocompleter {
+    duet_infra_openai::OpenAiAutocompleter::new(duet_infra_openai::OpenAiConfig {
+        base_url: settings.base_url.clone(),
+        api_key: settings.api_key.as_ref().map(|key| key.0.clone()),
+        model: settings.model.clone(),
+        timeout: settings.timeout,
+        max_tokens: settings.max_tokens,
+        fill_in_the_middle: settings.fill_in_the_middle,
+    })
 }
 
 /// Formats an error with its causes on one line, `outer: inner: innermost`.

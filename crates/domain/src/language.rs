@@ -157,6 +157,9 @@ mod tests {
         let error = Language::new("cobol").expect_err("unsupported");
         assert_eq!(error, LanguageError::Unsupported("cobol".into()));
         let message = error.to_string();
-        assert!(message.contains("python") && message.contains("plaintext"), "{message}");
+        assert!(
+            message.contains("python") && message.contains("plaintext"),
+            "{message}"
+        );
     }
 }

@@ -18,7 +18,7 @@ mod text;
 pub use autocomplete::MockAutocompleter;
 pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
-    LocalAutocompleter,
+    LocalAutocompleter, trim_what_follows,
 };
 pub use diff::diff;
 pub use document::Document;

@@ -94,8 +94,11 @@ async fn write_snapshot(
 
 fn into_room(model: room_entity::Model) -> Result<Room, RepositoryError> {
     let id = RoomId::from_uuid(model.id);
-    let language = Language::new(&model.language)
-        .map_err(|error| corrupt(format!("room {id} has a bad language: {error}")))?;
+    // A room stored under a language no longer supported is served as plain text.
+    let language = Language::new(&model.language).unwrap_or_else(|error| {
+        tracing::warn!(room = %id, %error, "stored language not supported; using plain text");
+        Language::PlainText
+    });
     let revision = u64::try_from(model.revision)
         .map_err(|_| corrupt(format!("room {id} has a negative revision")))?;
     Ok(Room::restore(

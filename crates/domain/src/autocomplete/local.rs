@@ -36,8 +36,10 @@ fn is_identifier_byte(byte: u8, dollar: bool) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80 || (dollar && byte == b'$')
 }
 
-/// Removes from the end of `suggestion` what already follows the cursor.
-fn without_what_follows(suggestion: &str, after: &str) -> String {
+/// Removes from the end of `suggestion` what already follows the cursor, so that accepting it
+/// does not type twice what is there (`after` starting with `)` turns `x)` into `x`).
+#[must_use]
+pub fn trim_what_follows(suggestion: &str, after: &str) -> String {
     if suggestion.is_empty() || after.starts_with(suggestion) {
         return String::new();
     }
@@ -78,7 +80,7 @@ impl LocalAutocompleter {
             let ranked = rank(knowledge, request.code(), prefix_start, prefix);
             let mut suffixes = ranked
                 .into_iter()
-                .map(|word| without_what_follows(&word[prefix.len()..], after))
+                .map(|word| trim_what_follows(&word[prefix.len()..], after))
                 .filter(|suffix| !suffix.is_empty());
             if let Some(suggestion) = suffixes.next() {
                 let alternatives = suffixes.take(ALTERNATIVES).collect();
@@ -92,7 +94,7 @@ impl LocalAutocompleter {
         // Nothing to complete: close what the current line left open, if the line ends here.
         if rest_of_line.trim().is_empty() || after.starts_with([')', ']', '}', '"', '\'', '`']) {
             let closers = context.closers();
-            return Completion::new(without_what_follows(&closers, after));
+            return Completion::new(trim_what_follows(&closers, after));
         }
         Completion::default()
     }
@@ -181,7 +183,10 @@ fn rank(knowledge: &Knowledge, code: &str, cursor_word_start: usize, prefix: &st
             .then(word_a.len().cmp(&word_b.len()))
             .then(word_a.cmp(word_b))
     });
-    scored.into_iter().map(|(_, word)| word.to_owned()).collect()
+    scored
+        .into_iter()
+        .map(|(_, word)| word.to_owned())
+        .collect()
 }
 
 /// What the current line leaves open at the cursor.

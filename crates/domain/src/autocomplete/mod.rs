@@ -7,7 +7,7 @@ mod local;
 
 use async_trait::async_trait;
 
-pub use local::LocalAutocompleter;
+pub use local::{LocalAutocompleter, trim_what_follows};
 
 use crate::room::Language;
 use crate::text::{PositionError, Utf16Position};

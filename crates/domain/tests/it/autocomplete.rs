@@ -27,7 +27,10 @@ fn python() {
     check(
         Language::Python,
         &[
-            ("def total_price(items):\n    return sum(items)\n\nprint(tot‸", "al_price"),
+            (
+                "def total_price(items):\n    return sum(items)\n\nprint(tot‸",
+                "al_price",
+            ),
             ("pri‸", "nt"),
             ("for‸", " item in items:\n    "),
             ("def handler():\n    if‸", " condition:\n        "),
@@ -151,7 +154,10 @@ fn plain_text() {
     check(
         Language::PlainText,
         &[
-            ("meeting notes: remember the quarterly report\nquart‸", "erly"),
+            (
+                "meeting notes: remember the quarterly report\nquart‸",
+                "erly",
+            ),
             ("nothing to add‸", ""),
             ("(a note‸", ")"),
         ],
@@ -165,7 +171,10 @@ fn ranks_nearer_and_more_frequent_words_first() {
         + "value_near = 2\nvalue_near += 1\nval‸";
     let completion = suggest(Language::Python, &code);
     assert_eq!(completion.suggestion, "ue_near");
-    assert!(completion.alternatives.contains(&"ue_far".to_owned()), "{completion:?}");
+    assert!(
+        completion.alternatives.contains(&"ue_far".to_owned()),
+        "{completion:?}"
+    );
 }
 
 #[test]
