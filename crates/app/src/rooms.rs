@@ -313,6 +313,25 @@ impl Rooms {
         }
     }
 
+    /// Changes a live room's language and stores it (with a snapshot of the code).
+    ///
+    /// # Errors
+    /// [`ApplyEditError`] when the store fails; the live room keeps its language then.
+    pub async fn change_language(
+        &self,
+        live: &mut LiveRoom,
+        language: Language,
+    ) -> Result<(), ApplyEditError> {
+        let mut room = live.room();
+        room.set_language(language, self.clock.now());
+        self.repository
+            .save(&room)
+            .await
+            .map_err(|error| unavailable_or_not_found(room.id(), error))?;
+        live.room = room;
+        Ok(())
+    }
+
     /// Stores a snapshot of a live room that is about to be unloaded, if it moved on since the
     /// last one, so the next load replays fewer operations.
     ///
@@ -693,6 +712,32 @@ mod tests {
                 (0, String::new())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_language_change_is_stored_with_the_live_code() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "x").await;
+        rooms
+            .commit(
+                &mut live,
+                vec![op(
+                    "alice",
+                    1,
+                    0,
+                    TextOperation::new().retain(1).insert("y"),
+                )],
+            )
+            .await
+            .expect("committed");
+        rooms
+            .change_language(&mut live, Language::Rust)
+            .await
+            .expect("changed");
+        assert_eq!(live.room().language(), &Language::Rust);
+        let stored = rooms.get(live.room().id()).await.expect("found");
+        assert_eq!((stored.language(), stored.code()), (&Language::Rust, "xy"));
     }
 
     #[tokio::test]

@@ -146,6 +146,12 @@ impl Room {
         self.updated_at = now;
     }
 
+    /// Changes the room's language, as of `now`.
+    pub fn set_language(&mut self, language: Language, now: DateTime<Utc>) {
+        self.language = language;
+        self.updated_at = now;
+    }
+
     /// The room's code as a document at its revision.
     #[must_use]
     pub fn document(&self) -> Document {

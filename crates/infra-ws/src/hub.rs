@@ -17,7 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 use duet_app::{
     ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, Rooms, Submission, SubmitError,
 };
-use duet_domain::{ClientId, CommittedOperation, RoomId, Selection};
+use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, Selection};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,6 +64,8 @@ pub struct Membership {
     member: u64,
     client: ClientId,
     commands: mpsc::Sender<Command>,
+    /// The member's own queue, for answers that do not go through the room (suggestions).
+    outbox: mpsc::Sender<Message>,
 }
 
 enum Command {
@@ -89,6 +91,18 @@ enum Command {
     Refused {
         member: u64,
         reason: String,
+    },
+    /// A language change, from a member or (with no member) from the HTTP API.
+    Language {
+        member: Option<u64>,
+        language: Language,
+        reply: Option<oneshot::Sender<Result<Room, ApplyEditError>>>,
+    },
+    /// The room's text and language, and a cursor made at `revision` moved to the current one.
+    Snapshot {
+        revision: u64,
+        cursor: usize,
+        reply: oneshot::Sender<Result<(String, Language, usize), SubmitError>>,
     },
 }
 
@@ -160,6 +174,7 @@ impl Hubs {
         let (kick, kicked) = oneshot::channel();
         let (reply, replied) = oneshot::channel();
         let handle = self.hub_for_join(room);
+        let own_outbox = outbox.clone();
         let command = Command::Join {
             request,
             member,
@@ -179,9 +194,39 @@ impl Hubs {
                 member,
                 client,
                 commands: handle.commands,
+                outbox: own_outbox,
             },
             Inbox { frames, kicked },
         ))
+    }
+
+    /// Changes a room's language, live or not, telling everyone in it; returns the room.
+    ///
+    /// # Errors
+    /// [`ApplyEditError`] when the room does not exist or the store fails.
+    pub async fn change_language(
+        self: &Arc<Self>,
+        room: RoomId,
+        language: Language,
+    ) -> Result<Room, ApplyEditError> {
+        // Counted as a join, so a hub started for it stays until it has answered.
+        let handle = self.hub_for_join(room);
+        let (reply, replied) = oneshot::channel();
+        let command = Command::Language {
+            member: None,
+            language,
+            reply: Some(reply),
+        };
+        let stopped = || {
+            ApplyEditError::Unavailable(duet_app::ports::RepositoryError::Unavailable(
+                "the room stopped".into(),
+            ))
+        };
+        if handle.commands.send(command).await.is_err() {
+            handle.joining.fetch_sub(1, Ordering::AcqRel);
+            return Err(stopped());
+        }
+        replied.await.map_err(|_| stopped())?
     }
 
     /// The room's hub, started if needed, with this join counted.
@@ -217,9 +262,25 @@ impl Hubs {
                 lock(&self.live).remove(&room);
                 queue.close();
                 while let Some(command) = queue.recv().await {
-                    if let Command::Join { reply, .. } = command {
-                        joining.fetch_sub(1, Ordering::AcqRel);
-                        let _ = reply.send(Err(copy_error(&error)));
+                    match command {
+                        Command::Join { reply, .. } => {
+                            joining.fetch_sub(1, Ordering::AcqRel);
+                            let _ = reply.send(Err(copy_error(&error)));
+                        }
+                        Command::Language {
+                            member: None,
+                            reply: Some(reply),
+                            ..
+                        } => {
+                            joining.fetch_sub(1, Ordering::AcqRel);
+                            let _ = reply.send(Err(match copy_error(&error) {
+                                GetRoomError::NotFound(id) => ApplyEditError::NotFound(id),
+                                GetRoomError::Unavailable(cause) => {
+                                    ApplyEditError::Unavailable(cause)
+                                }
+                            }));
+                        }
+                        _ => {}
                     }
                 }
                 return;
@@ -331,10 +392,68 @@ impl Hub {
                 Command::Refused { member, reason } => {
                     self.send_error(member, "bad_message", reason, None, false);
                 }
+                Command::Language {
+                    member,
+                    language,
+                    reply,
+                } => self.change_language(rooms, member, language, reply).await,
+                Command::Snapshot {
+                    revision,
+                    cursor,
+                    reply,
+                } => {
+                    let answer = self
+                        .live
+                        .transform_selection(Selection::cursor(cursor), revision)
+                        .map(|moved| {
+                            (
+                                self.live.document().text(),
+                                *self.live.room().language(),
+                                moved.head,
+                            )
+                        });
+                    let _ = reply.send(answer);
+                }
                 Command::Edit { .. } => {}
             }
         }
         self.commit(rooms, &mut submissions, &mut pending).await;
+    }
+
+    async fn change_language(
+        &mut self,
+        rooms: &Rooms,
+        member: Option<u64>,
+        language: Language,
+        reply: Option<oneshot::Sender<Result<Room, ApplyEditError>>>,
+    ) {
+        if member.is_none() {
+            self.joining.fetch_sub(1, Ordering::AcqRel);
+        }
+        let result = rooms.change_language(&mut self.live, language).await;
+        match &result {
+            Ok(()) => {
+                let message = ServerMessage::Language {
+                    language: language.as_str(),
+                };
+                self.broadcast_v1(None, Message::Text(message.encode()));
+            }
+            Err(error) => {
+                tracing::error!(room = %self.room, error = %crate::error::error_chain(error), "language not changed");
+                if let Some(member) = member {
+                    self.send_error(
+                        member,
+                        "unavailable",
+                        "the language could not be saved".into(),
+                        None,
+                        true,
+                    );
+                }
+            }
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map(|()| self.live.room()));
+        }
     }
 
     fn submission(
@@ -688,7 +807,15 @@ impl Hub {
                 "the edit could not be saved; reconnect and resend",
             ),
             Protocol::Plain => close(close_code::INVALID, &message),
-            Protocol::V1 => Message::Text(ServerMessage::Error { code, message, seq }.encode()),
+            Protocol::V1 => Message::Text(
+                ServerMessage::Error {
+                    code,
+                    message,
+                    seq,
+                    id: None,
+                }
+                .encode(),
+            ),
         };
         self.send(member_id, frame);
         if !server_side {
@@ -795,6 +922,54 @@ impl Membership {
             })
             .await
             .map_err(|_| ())
+    }
+
+    /// Changes the room's language.
+    ///
+    /// # Errors
+    /// `Err(())` when the room has stopped.
+    pub async fn change_language(&self, language: Language) -> Result<(), ()> {
+        self.commands
+            .send(Command::Language {
+                member: Some(self.member),
+                language,
+                reply: None,
+            })
+            .await
+            .map_err(|_| ())
+    }
+
+    /// The room's text and language now, with a cursor made at `revision` moved to match.
+    ///
+    /// # Errors
+    /// `Err(None)` when the room has stopped; `Err(Some(_))` when `revision` is not in the
+    /// history.
+    pub async fn snapshot(
+        &self,
+        revision: u64,
+        cursor: usize,
+    ) -> Result<(String, Language, usize), Option<SubmitError>> {
+        let (reply, replied) = oneshot::channel();
+        self.commands
+            .send(Command::Snapshot {
+                revision,
+                cursor,
+                reply,
+            })
+            .await
+            .map_err(|_| None)?;
+        replied.await.map_err(|_| None)?.map_err(Some)
+    }
+
+    /// Queues a frame for this member directly (an answer only it receives).
+    pub fn answer(&self, frame: Message) {
+        let _ = self.outbox.try_send(frame);
+    }
+
+    /// The member's own queue, for answers sent later from elsewhere.
+    #[must_use]
+    pub fn outbox(&self) -> mpsc::Sender<Message> {
+        self.outbox.clone()
     }
 
     /// Sends the member's selection at `revision`.

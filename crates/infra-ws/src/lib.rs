@@ -128,7 +128,11 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/readyz", get(routes::readyz))
         .route("/rooms", post(routes::create_room))
         .route("/rooms/create", post(routes::create_room_legacy))
-        .route("/rooms/{room_id}", get(routes::get_room))
+        .route(
+            "/rooms/{room_id}",
+            get(routes::get_room).patch(routes::update_room),
+        )
+        .route("/languages", get(routes::languages))
         .route("/autocomplete", post(routes::autocomplete))
         .route("/ws/{room_id}", get(ws::connect))
         .fallback(routes::not_found)

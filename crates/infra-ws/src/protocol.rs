@@ -29,6 +29,16 @@ pub enum ClientMessage {
     /// Where the client's selection is, at `revision`.
     #[serde(rename_all = "camelCase")]
     Presence { revision: u64, selection: Selection },
+    /// Changes the room's language.
+    #[serde(rename_all = "camelCase")]
+    Language { language: String },
+    /// Asks for a completion at `cursor_position` (UTF-16) in the room's text at `revision`.
+    #[serde(rename_all = "camelCase")]
+    Autocomplete {
+        id: serde_json::Value,
+        revision: u64,
+        cursor_position: usize,
+    },
 }
 
 /// A participant as others see it.
@@ -91,6 +101,16 @@ pub enum ServerMessage<'a> {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a serde_json::Value>,
+    },
+    Language {
+        language: &'a str,
+    },
+    Suggestion {
+        id: &'a serde_json::Value,
+        suggestion: &'a str,
+        alternatives: &'a [String],
     },
 }
 

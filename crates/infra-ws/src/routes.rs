@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
 use duet_app::NewRoom;
-use duet_domain::{Room, RoomId};
+use duet_domain::{Language, Room, RoomId};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -149,6 +149,7 @@ pub struct AutocompleteRequest {
 #[derive(Serialize)]
 pub struct Suggestion {
     suggestion: String,
+    alternatives: Vec<String>,
 }
 
 /// `POST /autocomplete`: a suggestion for the code at the cursor.
@@ -172,7 +173,56 @@ pub async fn autocomplete(
         .await?;
     Ok(Json(Suggestion {
         suggestion: completion.suggestion,
+        alternatives: completion.alternatives,
     }))
+}
+
+#[derive(Serialize)]
+pub struct LanguageView {
+    id: &'static str,
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct Languages {
+    languages: Vec<LanguageView>,
+}
+
+/// `GET /languages`: the languages a room can be in.
+pub async fn languages() -> Json<Languages> {
+    Json(Languages {
+        languages: Language::ALL
+            .iter()
+            .map(|language| LanguageView {
+                id: language.as_str(),
+                name: language.display_name(),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRoom {
+    language: String,
+}
+
+/// `PATCH /rooms/{roomId}`: changes a room's language; everyone in it is told.
+pub async fn update_room(
+    State(state): State<AppState>,
+    Path(room_id): Path<String>,
+    JsonBody(update): JsonBody<UpdateRoom>,
+) -> Result<Json<RoomView>, ApiError> {
+    let id = RoomId::parse(&room_id)?;
+    let language = Language::new(&update.language).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_language",
+            error.to_string(),
+        )
+    })?;
+    let room = state.hubs.change_language(id, language).await?;
+    Ok(Json(room.into()))
 }
 
 /// Any route that does not exist.

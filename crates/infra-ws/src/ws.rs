@@ -16,8 +16,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use duet_app::Change;
-use duet_domain::{ClientId, RoomId};
+use duet_app::{Autocomplete, Change};
+use duet_domain::{ClientId, Language, RoomId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
 use crate::hub::{Inbox, JoinRequest, MemberEdit, Membership, Protocol};
-use crate::protocol::{ClientMessage, SUBPROTOCOL};
+use crate::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage};
 
 /// How long a close handshake may take before the connection is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -110,6 +110,7 @@ pub async fn connect(
     let hard_limit = settings.max_frame_bytes.saturating_mul(2);
     let shutdown = state.shutdown.clone();
     let tracker = state.connections.clone();
+    let autocomplete = state.autocomplete.clone();
     Ok(upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
@@ -118,6 +119,7 @@ pub async fn connect(
             tracing::debug!(room = %membership.room_id(), client = %membership.client(), ?protocol, "client joined");
             let connection = Connection {
                 membership,
+                autocomplete,
                 protocol,
                 limit: settings.max_frame_bytes,
                 ping_interval: settings.ping_interval,
@@ -138,6 +140,7 @@ enum Ending {
 
 struct Connection {
     membership: Membership,
+    autocomplete: Autocomplete,
     protocol: Protocol,
     limit: usize,
     ping_interval: Duration,
@@ -249,12 +252,81 @@ impl Connection {
                 revision,
                 selection,
             }) => self.membership.presence(revision, selection).await,
+            Ok(ClientMessage::Language { language }) => match Language::new(&language) {
+                Ok(language) => self.membership.change_language(language).await,
+                Err(error) => {
+                    self.answer_error("invalid_language", error.to_string(), None);
+                    Ok(())
+                }
+            },
+            Ok(ClientMessage::Autocomplete {
+                id,
+                revision,
+                cursor_position,
+            }) => self.autocomplete(id, revision, cursor_position).await,
             Err(error) => {
                 self.membership
                     .refused(format!("the message is not valid duet.v1: {error}"))
                     .await
             }
         }
+    }
+
+    /// Answers a completion request on the room's own text: the room hands over its text and
+    /// moves the cursor to its current revision; the engine then runs outside the room, so a
+    /// slow model delays only this answer.
+    async fn autocomplete(
+        &self,
+        id: serde_json::Value,
+        revision: u64,
+        cursor: usize,
+    ) -> Result<(), ()> {
+        let (code, language, cursor) = match self.membership.snapshot(revision, cursor).await {
+            Ok(snapshot) => snapshot,
+            Err(None) => return Err(()),
+            Err(Some(error)) => {
+                let code = match error {
+                    duet_app::SubmitError::ResyncRequired { .. } => "resync_required",
+                    _ => "bad_revision",
+                };
+                self.answer_error(code, error.to_string(), Some(&id));
+                return Ok(());
+            }
+        };
+        let autocomplete = self.autocomplete.clone();
+        let outbox = self.membership.outbox();
+        tokio::spawn(async move {
+            let frame = match autocomplete
+                .suggest(code, cursor, Some(language.as_str()))
+                .await
+            {
+                Ok(completion) => ServerMessage::Suggestion {
+                    id: &id,
+                    suggestion: &completion.suggestion,
+                    alternatives: &completion.alternatives,
+                }
+                .encode(),
+                Err(error) => ServerMessage::Error {
+                    code: "invalid_cursor",
+                    message: error.to_string(),
+                    seq: None,
+                    id: Some(&id),
+                }
+                .encode(),
+            };
+            let _ = outbox.try_send(Message::Text(frame));
+        });
+        Ok(())
+    }
+
+    fn answer_error(&self, code: &str, message: String, id: Option<&serde_json::Value>) {
+        let frame = ServerMessage::Error {
+            code,
+            message,
+            seq: None,
+            id,
+        };
+        self.membership.answer(Message::Text(frame.encode()));
     }
 
     fn seen(&self) {

@@ -379,7 +379,109 @@ async fn plain_and_v1_clients_share_a_room(backend: Backend) {
     server.stop().await;
 }
 
+async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server
+        .create_room(json!({"code": "pri", "language": "python"}))
+        .await;
+    let mut alice = raw(&server, &room, "clientId=alice").await;
+    receive(&mut alice).await;
+    let mut bob = raw(&server, &room, "clientId=bob").await;
+    receive(&mut bob).await;
+    assert_eq!(receive(&mut alice).await["type"], "joined");
+
+    send(
+        &mut alice,
+        json!({"type": "autocomplete", "id": "a1", "revision": 0, "cursorPosition": 3}),
+    )
+    .await;
+    let answer = receive(&mut alice).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["id"].as_str()),
+        (Some("suggestion"), Some("a1"))
+    );
+    assert_eq!(answer["suggestion"], "nt");
+
+    // A cursor made at an older revision is moved over what happened since.
+    send(
+        &mut bob,
+        json!({"type": "op", "revision": 0, "seq": 1, "ops": ["x = 1\n", 3]}),
+    )
+    .await;
+    assert_eq!(receive(&mut bob).await["type"], "ack");
+    assert_eq!(receive(&mut alice).await["type"], "op");
+    send(
+        &mut alice,
+        json!({"type": "autocomplete", "id": 2, "revision": 0, "cursorPosition": 3}),
+    )
+    .await;
+    let answer = receive(&mut alice).await;
+    assert_eq!(
+        (answer["id"].as_u64(), answer["suggestion"].as_str()),
+        (Some(2), Some("nt"))
+    );
+
+    // A language change reaches everyone, the sender included, and is stored.
+    send(&mut bob, json!({"type": "language", "language": "rust"})).await;
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "language", "language": "rust"})
+    );
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "language", "language": "rust"})
+    );
+    assert_eq!(server.room(&room).await["language"], "rust");
+    // Through HTTP too.
+    let patched = reqwest::Client::new()
+        .patch(server.url(&format!("/rooms/{room}")))
+        .json(&json!({"language": "go"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(patched.status(), 200);
+    assert_eq!(
+        receive(&mut alice).await,
+        json!({"type": "language", "language": "go"})
+    );
+    assert_eq!(
+        receive(&mut bob).await,
+        json!({"type": "language", "language": "go"})
+    );
+
+    // Bad requests are answered and change nothing.
+    send(&mut bob, json!({"type": "language", "language": "cobol"})).await;
+    assert_eq!(receive(&mut bob).await["code"], "invalid_language");
+    send(
+        &mut bob,
+        json!({"type": "autocomplete", "id": "x", "revision": 9, "cursorPosition": 0}),
+    )
+    .await;
+    let answer = receive(&mut bob).await;
+    assert_eq!(
+        (answer["code"].as_str(), answer["id"].as_str()),
+        (Some("bad_revision"), Some("x"))
+    );
+    // A cursor past the end is kept to the end of the text.
+    send(
+        &mut bob,
+        json!({"type": "autocomplete", "id": "y", "revision": 1, "cursorPosition": 99}),
+    )
+    .await;
+    let answer = receive(&mut bob).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["id"].as_str()),
+        (Some("suggestion"), Some("y"))
+    );
+    assert_eq!(server.room(&room).await["language"], "go");
+    server.stop().await;
+}
+
 on_both_databases!(
+    language_changes_and_suggestions_in_the_room,
     plain_and_v1_clients_share_a_room,
     the_exchange_frame_by_frame,
     endless_bad_messages_close_with_1008,
