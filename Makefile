@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint migrate
+.PHONY: run test lint migrate bench
 
 run:
 	cargo run --release -p duet-server
@@ -12,3 +12,6 @@ lint:
 
 migrate:
 	cargo run -p migration --features cli -- up
+
+bench:
+	cargo bench -p duet-domain --bench autocomplete

@@ -25,10 +25,13 @@ enum Behaviour {
     Fail,
 }
 
+/// The last request's body and `Authorization` header.
+type Seen = Option<(Value, Option<String>)>;
+
 #[derive(Clone)]
 struct Fake {
     behaviour: Behaviour,
-    seen: Arc<Mutex<Option<(Value, Option<String>)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 async fn completions(
