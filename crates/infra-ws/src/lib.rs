@@ -19,6 +19,7 @@ use axum::Router;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::map_response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use duet_app::ports::HealthCheck;
 use duet_app::{Autocomplete, Rooms};
 use tokio::net::TcpListener;
@@ -181,6 +182,12 @@ pub async fn serve(
         // Fires when the server stops accepting, whatever the reason.
         let _ = stopped.await;
         connections.close_connections(grace).await;
+    });
+    // Small frames must leave at once: Nagle's algorithm would hold them for up to 40 ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
     });
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {

@@ -2,6 +2,7 @@
 //! and on PostgreSQL.
 
 mod http;
+mod loadgen;
 mod persistence;
 mod plain_ws;
 mod v1_ws;

@@ -1,0 +1,517 @@
+//! One simulated typist: a WebSocket, the ot.js client rules, and the measurements.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use duet_domain::TextOperation;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::pattern::{self, Pattern};
+use crate::report::Stats;
+use crate::{Options, Protocol};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the typists of one room share: when each committed edit was made, to time its arrival
+/// at the others.
+pub struct Room {
+    pub id: String,
+    /// revision (v1) or marker (plain) → when the edit was made.
+    made: Mutex<HashMap<String, Instant>>,
+    /// Arrivals seen before the edit's time was known.
+    early: Mutex<HashMap<String, Vec<Instant>>>,
+    acked: AtomicU64,
+    acked_markers: Mutex<Vec<String>>,
+}
+
+impl Room {
+    pub fn new(id: String) -> Self {
+        Self {
+            id,
+            made: Mutex::default(),
+            early: Mutex::default(),
+            acked: AtomicU64::new(0),
+            acked_markers: Mutex::default(),
+        }
+    }
+
+    fn acknowledged(&self, key: String, made: Instant, stats: &Stats, measuring_from: Instant) {
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        let measured = made >= measuring_from;
+        if let Some(arrivals) = lock(&self.early).remove(&key) {
+            for arrival in arrivals {
+                if measured {
+                    stats.record_arrival(arrival.saturating_duration_since(made));
+                }
+            }
+        }
+        if measured {
+            lock(&self.made).insert(key, made);
+        }
+    }
+
+    fn arrived(&self, key: String, at: Instant, stats: &Stats, measuring_from: Instant) {
+        match lock(&self.made).get(&key) {
+            Some(made) => stats.record_arrival(at.saturating_duration_since(*made)),
+            None if at >= measuring_from => lock(&self.early).entry(key).or_default().push(at),
+            None => {}
+        }
+    }
+
+    /// Acknowledged edits the server's final state does not account for.
+    pub fn lost_edits(&self, revision: u64, code: &str) -> u64 {
+        let markers = lock(&self.acked_markers);
+        if markers.is_empty() {
+            // v1: every acknowledgement names a distinct revision of this fresh room.
+            self.acked.load(Ordering::Relaxed).saturating_sub(revision)
+        } else {
+            markers
+                .iter()
+                .filter(|marker| !code.contains(marker.as_str()))
+                .count() as u64
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    text: String,
+    revision: u64,
+    /// seq, operation (transformed as remote ones arrive), when its first edit was made.
+    outstanding: Option<(u64, TextOperation, Instant)>,
+    buffer: Option<(TextOperation, Instant)>,
+    next_seq: u64,
+    welcomed: bool,
+    closed: bool,
+    /// Plain: own markers not yet seen echoed, with when they were typed.
+    pending_markers: HashMap<String, Instant>,
+    seen_markers: HashSet<String>,
+    edits: u64,
+    /// Edits made before this are warm-up and not counted.
+    measuring_from: Option<Instant>,
+}
+
+/// A connected typist.
+pub struct Typist {
+    pub room: Arc<Room>,
+    index: usize,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    outgoing: mpsc::UnboundedSender<Message>,
+    tasks: Vec<JoinHandle<()>>,
+    protocol: Protocol,
+    pattern: Pattern,
+    interval: Duration,
+    stats: Arc<Stats>,
+    apply_remote: bool,
+}
+
+fn marker_keys(text: &str) -> impl Iterator<Item = &str> {
+    text.match_indices('«').filter_map(move |(start, _)| {
+        text[start..]
+            .find('»')
+            .map(|end| &text[start..start + end + '»'.len_utf8()])
+    })
+}
+
+impl State {
+    fn send_buffer(&mut self, outgoing: &mpsc::UnboundedSender<Message>, stats: &Stats) {
+        if self.outstanding.is_some() {
+            return;
+        }
+        if let Some((operation, made)) = self.buffer.take() {
+            self.next_seq += 1;
+            let message = json!({"type": "op", "revision": self.revision, "seq": self.next_seq, "ops": operation});
+            let _ = outgoing.send(Message::text(message.to_string()));
+            if self.measuring_from.is_none_or(|from| made >= from) {
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            self.outstanding = Some((self.next_seq, operation, made));
+        }
+    }
+
+    fn apply_remote(&mut self, operation: TextOperation) -> Result<(), ()> {
+        let mut incoming = operation;
+        if let Some((seq, mine, made)) = self.outstanding.take() {
+            let (mine, theirs) = TextOperation::transform(&mine, &incoming).map_err(|_| ())?;
+            self.outstanding = Some((seq, mine, made));
+            incoming = theirs;
+        }
+        if let Some((buffer, made)) = self.buffer.take() {
+            let (buffer, theirs) = TextOperation::transform(&buffer, &incoming).map_err(|_| ())?;
+            self.buffer = Some((buffer, made));
+            incoming = theirs;
+        }
+        self.text = incoming.apply(&self.text).map_err(|_| ())?;
+        Ok(())
+    }
+}
+
+impl Typist {
+    pub async fn connect(
+        ws_base: &str,
+        room: Arc<Room>,
+        index: usize,
+        options: &Options,
+        stats: Arc<Stats>,
+        measuring_from: Instant,
+    ) -> Result<Self, String> {
+        let url = format!("{ws_base}/ws/{}?name=typist-{index}", room.id);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| format!("bad URL {url}: {error}"))?;
+        if options.protocol == Protocol::V1 {
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                "duet.v1".parse().map_err(|_| "bad header")?,
+            );
+        }
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .map_err(|error| format!("typist {index} cannot connect: {error}"))?;
+        let (mut sink, mut stream) = socket.split();
+        let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
+        let state = Arc::new(Mutex::new(State {
+            welcomed: options.protocol == Protocol::Plain,
+            measuring_from: Some(measuring_from),
+            ..State::default()
+        }));
+        let changed = Arc::new(Notify::new());
+        let writer = tokio::spawn(async move {
+            while let Some(message) = queue.recv().await {
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let reader = {
+            let state = Arc::clone(&state);
+            let changed = Arc::clone(&changed);
+            let room = Arc::clone(&room);
+            let stats = Arc::clone(&stats);
+            let outgoing = outgoing.clone();
+            let protocol = options.protocol;
+            let apply_remote = options.check_convergence;
+            tokio::spawn(async move {
+                while let Some(frame) = stream.next().await {
+                    let Ok(Message::Text(text)) = frame else {
+                        if frame.is_err() {
+                            break;
+                        }
+                        continue;
+                    };
+                    let now = Instant::now();
+                    {
+                        let mut state = lock(&state);
+                        match protocol {
+                            Protocol::V1 => receive_v1(
+                                &mut state,
+                                text.as_str(),
+                                now,
+                                &room,
+                                &stats,
+                                &outgoing,
+                                measuring_from,
+                                apply_remote,
+                            ),
+                            Protocol::Plain => receive_plain(
+                                &mut state,
+                                text.as_str(),
+                                now,
+                                &room,
+                                &stats,
+                                measuring_from,
+                            ),
+                        }
+                    }
+                    changed.notify_waiters();
+                }
+                stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                lock(&state).closed = true;
+                changed.notify_waiters();
+            })
+        };
+        let pattern = match &options.trace {
+            Some(trace) => Pattern::Trace {
+                trace: Arc::clone(trace),
+                next: index * 7919,
+            },
+            None => Pattern::typing(index as u64 + 1),
+        };
+        let typist = Self {
+            room,
+            index,
+            state,
+            changed,
+            outgoing,
+            tasks: vec![writer, reader],
+            protocol: options.protocol,
+            pattern,
+            interval: Duration::from_secs_f64(1.0 / options.rate.max(0.001)),
+            stats,
+            apply_remote: options.check_convergence,
+        };
+        typist
+            .wait(
+                |state| state.welcomed || state.closed,
+                Duration::from_secs(30),
+            )
+            .await;
+        if lock(&typist.state).closed {
+            return Err(format!("typist {index} was disconnected on joining"));
+        }
+        Ok(typist)
+    }
+
+    async fn wait(&self, condition: impl Fn(&State) -> bool, patience: Duration) -> bool {
+        tokio::time::timeout(patience, async {
+            loop {
+                let notified = self.changed.notified();
+                if condition(&lock(&self.state)) {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Types at the configured rate until `stop_at`.
+    pub async fn type_until(mut self, stop_at: Instant) -> Self {
+        // Typists start spread over one interval, as people do not type in step.
+        let offset = self.interval.mul_f64((self.index % 97) as f64 / 97.0);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + offset, self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if Instant::now() >= stop_at || lock(&self.state).closed {
+                break;
+            }
+            self.edit();
+        }
+        self
+    }
+
+    fn edit(&mut self) {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        state.edits += 1;
+        match self.protocol {
+            Protocol::V1 => {
+                let splice = self.pattern.next(&state.text, None);
+                let operation = pattern::operation(&state.text, &splice);
+                let Ok(text) = operation.apply(&state.text) else {
+                    return;
+                };
+                state.text = text;
+                state.buffer = Some(match state.buffer.take() {
+                    Some((buffer, made)) => match buffer.compose(&operation) {
+                        Ok(composed) => (composed, made),
+                        Err(_) => return,
+                    },
+                    None => (operation, now),
+                });
+                state.send_buffer(&self.outgoing, &self.stats);
+            }
+            Protocol::Plain => {
+                let marker = format!("«{}.{}»", self.index, state.edits);
+                let splice = self.pattern.next(&state.text, Some(&marker));
+                let operation = pattern::operation(&state.text, &splice);
+                let Ok(text) = operation.apply(&state.text) else {
+                    return;
+                };
+                state.text = text;
+                state.pending_markers.insert(marker.clone(), now);
+                state.seen_markers.insert(marker);
+                let _ = self.outgoing.send(Message::text(state.text.clone()));
+                if state.measuring_from.is_none_or(|from| now >= from) {
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The typist's text now.
+    pub fn text(&self) -> String {
+        lock(&self.state).text.clone()
+    }
+
+    /// Edits sent and never acknowledged.
+    pub fn unacknowledged(&self) -> u64 {
+        let state = lock(&self.state);
+        match self.protocol {
+            Protocol::V1 => {
+                u64::from(state.outstanding.is_some()) + u64::from(state.buffer.is_some())
+            }
+            Protocol::Plain => state.pending_markers.len() as u64,
+        }
+    }
+
+    fn idle(&self) -> bool {
+        let state = lock(&self.state);
+        state.closed
+            || (state.outstanding.is_none()
+                && state.buffer.is_none()
+                && state.pending_markers.is_empty())
+    }
+}
+
+impl Drop for Typist {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Waits until every typist has its edits acknowledged and holds the same text as the others
+/// of its room. Returns whether that happened in time.
+pub async fn settle(typists: &[Typist], patience: Duration) -> bool {
+    let deadline = Instant::now() + patience;
+    for typist in typists {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !typist
+            .wait(
+                |state| {
+                    state.closed
+                        || (state.outstanding.is_none()
+                            && state.buffer.is_none()
+                            && state.pending_markers.is_empty())
+                },
+                left,
+            )
+            .await
+        {
+            return false;
+        }
+    }
+    if typists.iter().any(|typist| !typist.apply_remote) {
+        return typists.iter().all(Typist::idle);
+    }
+    // Same text as everyone else in the room: wait for the last revision to reach everyone.
+    loop {
+        let mut agreed = true;
+        for typist in typists {
+            let mine = lock(&typist.state).revision;
+            let newest = typists
+                .iter()
+                .filter(|other| Arc::ptr_eq(&other.room, &typist.room))
+                .map(|other| lock(&other.state).revision)
+                .max()
+                .unwrap_or(mine);
+            if mine < newest {
+                agreed = false;
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !typist
+                    .wait(|state| state.revision >= newest || state.closed, left)
+                    .await
+                {
+                    return false;
+                }
+            }
+        }
+        if agreed {
+            return true;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn receive_v1(
+    state: &mut State,
+    text: &str,
+    now: Instant,
+    room: &Room,
+    stats: &Stats,
+    outgoing: &mpsc::UnboundedSender<Message>,
+    measuring_from: Instant,
+    apply_remote: bool,
+) {
+    let Ok(message) = serde_json::from_str::<Value>(text) else {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let number = |key: &str| message[key].as_u64().unwrap_or_default();
+    match message["type"].as_str() {
+        Some("welcome") => {
+            state.welcomed = true;
+            state.revision = number("revision");
+            state.text = message["code"].as_str().unwrap_or_default().to_owned();
+        }
+        Some("ack") => {
+            if let Some((seq, _, made)) = state.outstanding.take() {
+                if seq == number("seq") {
+                    let revision = number("revision");
+                    state.revision = revision;
+                    if made >= measuring_from {
+                        stats.record_ack(now.saturating_duration_since(made));
+                    }
+                    room.acknowledged(revision.to_string(), made, stats, measuring_from);
+                } else {
+                    state.outstanding = Some((seq, TextOperation::new(), made));
+                }
+            }
+            state.send_buffer(outgoing, stats);
+        }
+        Some("op") => {
+            let revision = number("revision");
+            room.arrived(revision.to_string(), now, stats, measuring_from);
+            if apply_remote {
+                let applied = serde_json::from_value::<TextOperation>(message["ops"].clone())
+                    .map_err(|_| ())
+                    .and_then(|operation| state.apply_remote(operation));
+                if applied.is_err() {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            state.revision = revision;
+        }
+        Some("error") => {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+fn receive_plain(
+    state: &mut State,
+    text: &str,
+    now: Instant,
+    room: &Room,
+    stats: &Stats,
+    measuring_from: Instant,
+) {
+    state.revision += 1;
+    let mut mine = Vec::new();
+    for key in marker_keys(text) {
+        if let Some(made) = state.pending_markers.remove(key) {
+            mine.push((key.to_owned(), made));
+        } else if state.seen_markers.insert(key.to_owned()) {
+            room.arrived(key.to_owned(), now, stats, measuring_from);
+        }
+    }
+    for (key, made) in mine {
+        if made >= measuring_from {
+            stats.record_ack(now.saturating_duration_since(made));
+        }
+        lock(&room.acked_markers).push(key.clone());
+        room.acknowledged(key, made, stats, measuring_from);
+    }
+    // Take the server's buffer once it holds every edit of ours, so that a buffer crossing
+    // ours on the wire does not undo what was just typed.
+    if state.pending_markers.is_empty() {
+        state.text = text.to_owned();
+    }
+}

@@ -1,0 +1,54 @@
+//! A short load run as an end-to-end test: a handful of typists for a few seconds, through
+//! the real load generator, and its convergence check must pass.
+
+use std::time::Duration;
+
+use duet_loadgen::{Options, Protocol, relay};
+use duet_tests::{Backend, TestServer, on_both_databases};
+
+fn options(url: String) -> Options {
+    Options {
+        url,
+        rooms: 2,
+        clients_per_room: 3,
+        rate: 20.0,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_millis(500),
+        protocol: Protocol::V1,
+        trace: None,
+        check_convergence: true,
+        progress: false,
+    }
+}
+
+async fn a_short_load_run_converges_with_nothing_lost(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let report = duet_loadgen::run(&options(format!("http://{}", server.address)))
+        .await
+        .expect("the load runs");
+    assert!(report.converged, "{}", report.table("smoke"));
+    assert_eq!(report.lost_edits, 0, "{}", report.table("smoke"));
+    assert_eq!(report.errors, 0, "{}", report.table("smoke"));
+    assert!(report.edits_acked > 100, "{}", report.table("smoke"));
+    assert!(
+        report.arrival.count >= report.edits_acked,
+        "{}",
+        report.table("smoke")
+    );
+    server.stop().await;
+}
+
+on_both_databases!(a_short_load_run_converges_with_nothing_lost);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_baseline_relay_carries_the_same_load() {
+    let relay = relay::start().await.expect("the relay starts");
+    let mut options = options(relay.url.clone());
+    options.check_convergence = false;
+    let report = duet_loadgen::run(&options).await.expect("the load runs");
+    assert!(report.edits_acked > 100, "{}", report.table("relay"));
+    assert_eq!(report.errors, 0, "{}", report.table("relay"));
+}
