@@ -14,4 +14,4 @@ migrate:
 	cargo run -p migration --features cli -- up
 
 bench:
-	cargo bench -p duet-domain --bench autocomplete
+	cargo bench -p duet-domain --bench engine && cargo bench -p duet-domain --bench autocomplete

@@ -13,6 +13,9 @@ use crate::text::utf16_len;
 pub struct Document {
     rope: Rope,
     revision: u64,
+    /// Where the last edit ended, as (UTF-16 units, characters): a known boundary. Typing
+    /// edits at the cursor, so the next edit usually starts there and needs no rope lookup.
+    cursor: Option<(usize, usize)>,
 }
 
 impl PartialEq for Document {
@@ -30,6 +33,7 @@ impl Document {
         Self {
             rope: Rope::from_str(text),
             revision,
+            cursor: None,
         }
     }
 
@@ -60,8 +64,18 @@ impl Document {
     /// Checks that `position` (UTF-16) is a character boundary inside the text, and returns its
     /// character index.
     fn char_index(&self, position: usize) -> Result<usize, OperationError> {
-        if position > self.rope.len_utf16_cu() {
+        let length = self.rope.len_utf16_cu();
+        if position > length {
             return Err(OperationError::PastEnd { position });
+        }
+        if let Some((units, chars)) = self.cursor
+            && units == position
+        {
+            return Ok(chars);
+        }
+        // Without characters outside the BMP, UTF-16 units and characters are one and the same.
+        if length == self.rope.len_chars() {
+            return Ok(position);
         }
         let index = self.rope.utf16_cu_to_char(position);
         if self.rope.char_to_utf16_cu(index) == position {
@@ -84,33 +98,61 @@ impl Document {
                 actual: length,
             });
         }
-        // Check every boundary before changing anything, so a bad operation leaves no trace.
+        // First every boundary is found (and checked) in the text as it is, so a bad operation
+        // leaves no trace; then the changes are made left to right, shifted by those before.
+        let mut changes: Vec<(usize, usize, &str)> = Vec::new();
         let mut position = 0;
-        for component in operation.components() {
+        let mut at = 0;
+        let components = operation.components();
+        for (index, component) in components.iter().enumerate() {
             match component {
-                Component::Retain(count) | Component::Delete(count) => {
+                // A trailing retain only keeps the rest, which the length check covered.
+                Component::Retain(count) if index + 1 == components.len() => position += count,
+                Component::Retain(count) => {
                     position += count;
-                    self.char_index(position)?;
+                    at = self.char_index(position)?;
                 }
-                Component::Insert(text) => crate::room::check_code(text)?,
-            }
-        }
-        let mut position = 0;
-        for component in operation.components() {
-            match component {
-                Component::Retain(count) => position += count,
                 Component::Insert(text) => {
-                    let at = self.rope.utf16_cu_to_char(position);
-                    self.rope.insert(at, text);
-                    position += utf16_len(text);
+                    crate::room::check_code(text)?;
+                    changes.push((at, 0, text));
                 }
                 Component::Delete(count) => {
-                    let start = self.rope.utf16_cu_to_char(position);
-                    let end = self.rope.utf16_cu_to_char(position + count);
-                    self.rope.remove(start..end);
+                    position += count;
+                    let end = self.char_index(position)?;
+                    match changes.last_mut() {
+                        Some((start, deleted, _)) if *start == at && *deleted == 0 => {
+                            *deleted = end - at;
+                        }
+                        _ => changes.push((at, end - at, "")),
+                    }
+                    at = end;
                 }
             }
         }
+        let mut shift: isize = 0;
+        let mut cursor = None;
+        for (start, deleted, inserted) in changes {
+            let start = start.saturating_add_signed(shift);
+            if deleted > 0 {
+                self.rope.remove(start..start + deleted);
+            }
+            if !inserted.is_empty() {
+                self.rope.insert(start, inserted);
+            }
+            let added = inserted.chars().count();
+            shift += isize::try_from(added).unwrap_or(isize::MAX)
+                - isize::try_from(deleted).unwrap_or(isize::MAX);
+            cursor = Some(start + added);
+        }
+        // Remember where the last change ended, in both units, for the next edit.
+        self.cursor = cursor.map(|chars| {
+            let units = if self.rope.len_utf16_cu() == self.rope.len_chars() {
+                chars
+            } else {
+                self.rope.char_to_utf16_cu(chars)
+            };
+            (units, chars)
+        });
         self.revision += 1;
         Ok(())
     }
