@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint migrate bench
+.PHONY: run test lint migrate bench load
 
 run:
 	cargo run --release -p duet-server
@@ -15,3 +15,6 @@ migrate:
 
 bench:
 	cargo bench -p duet-domain --bench engine && cargo bench -p duet-domain --bench autocomplete
+
+load:
+	scripts/load.sh

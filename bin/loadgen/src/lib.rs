@@ -146,7 +146,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let unacknowledged: u64 = finished.iter().map(typist::Typist::unacknowledged).sum();
     Ok(stats.report(
         options,
-        wall.min(options.duration + Duration::from_secs(1)),
+        options.duration,
         cpu,
         wall,
         converged && (options.check_convergence || settled),

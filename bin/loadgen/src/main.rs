@@ -17,7 +17,7 @@ enum ProtocolArg {
 /// Drives a Duet server with simulated typists and reports latency, throughput and whether
 /// every client converged with no acknowledged edit lost (exit status 1 when not).
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, args_override_self = true)]
 struct Args {
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8000")]

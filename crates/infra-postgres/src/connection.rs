@@ -124,7 +124,12 @@ pub enum ConnectError {
 /// [`ConnectError`] when the database cannot be reached or migrated.
 pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectError> {
     let mut options = ConnectOptions::new(url.expose());
+    // Every live room commits on its own; PostgreSQL merges the flushes of concurrent commits,
+    // so more connections mean more commits per flush. SQLite has one writer whatever the pool.
+    let connections = if url.is_sqlite() { 8 } else { 48 };
     options
+        .max_connections(connections)
+        .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);

@@ -9,6 +9,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
+use tokio::sync::{mpsc, oneshot};
+
 use crate::operation_entity::{self, Entity as Operations};
 use crate::room_entity::{self, Column, Entity as Rooms};
 
@@ -16,14 +18,92 @@ use crate::room_entity::{self, Column, Entity as Rooms};
 #[derive(Clone, Debug)]
 pub struct SqlRoomRepository {
     connection: DatabaseConnection,
+    appends: mpsc::Sender<Append>,
 }
 
+/// One room's batch of operations waiting for the shared commit.
+#[derive(Debug)]
+struct Append {
+    room: RoomId,
+    rows: Vec<operation_entity::ActiveModel>,
+    snapshot: Option<Room>,
+    done: oneshot::Sender<Result<(), RepositoryError>>,
+}
+
+/// How many rooms' appends share one transaction at most.
+const APPENDS_PER_COMMIT: usize = 512;
+
 impl SqlRoomRepository {
-    /// A store on an open, migrated connection (see [`crate::connect`]).
+    /// A store on an open, migrated connection (see [`crate::connect`]). It starts the task
+    /// that commits appends, so it must be made inside a Tokio runtime.
     #[must_use]
-    pub const fn new(connection: DatabaseConnection) -> Self {
-        Self { connection }
+    pub fn new(connection: DatabaseConnection) -> Self {
+        let (appends, queue) = mpsc::channel(4 * APPENDS_PER_COMMIT);
+        tokio::spawn(commit_appends(connection.clone(), queue));
+        Self {
+            connection,
+            appends,
+        }
     }
+}
+
+/// Commits the appends of every room that arrive together in one transaction: with many live
+/// rooms, one flush to disk then carries the edits of hundreds of rooms instead of one. When a
+/// shared transaction fails, each append is retried alone so that the error reaches only the
+/// room that caused it.
+async fn commit_appends(connection: DatabaseConnection, mut queue: mpsc::Receiver<Append>) {
+    let mut batch = Vec::with_capacity(APPENDS_PER_COMMIT);
+    while queue.recv_many(&mut batch, APPENDS_PER_COMMIT).await > 0 {
+        let appends: Vec<Append> = batch.drain(..).collect();
+        if appends.len() > 1 && write_appends(&connection, &appends).await.is_ok() {
+            for append in appends {
+                let _ = append.done.send(Ok(()));
+            }
+            continue;
+        }
+        for append in appends {
+            let result = write_appends(&connection, std::slice::from_ref(&append)).await;
+            let _ = append.done.send(result);
+        }
+    }
+}
+
+async fn write_appends(
+    connection: &DatabaseConnection,
+    appends: &[Append],
+) -> Result<(), RepositoryError> {
+    let transaction = connection.begin().await.map_err(unavailable)?;
+    // All rooms' rows in few statements, each under the databases' bound-parameter limits
+    // (SQLite's, 32,766, is the lowest: 1,000 rows of 6 columns stay well below).
+    let rows: Vec<operation_entity::ActiveModel> = appends
+        .iter()
+        .flat_map(|append| append.rows.iter().cloned())
+        .collect();
+    let room = appends.first().map(|append| append.room);
+    for chunk in rows.chunks(1000) {
+        if let Err(error) = Operations::insert_many(chunk.to_vec())
+            .exec_without_returning(&transaction)
+            .await
+        {
+            return Err(match (error.sql_err(), room) {
+                (Some(SqlErr::UniqueConstraintViolation(_)), Some(room)) => {
+                    RepositoryError::OperationExists(room)
+                }
+                (Some(SqlErr::ForeignKeyConstraintViolation(_)), Some(room)) => {
+                    RepositoryError::RoomNotFound(room)
+                }
+                _ => unavailable(error),
+            });
+        }
+    }
+    for append in appends {
+        if let Some(snapshot) = &append.snapshot
+            && !write_snapshot(&transaction, snapshot).await?
+        {
+            return Err(RepositoryError::RoomNotFound(append.room));
+        }
+    }
+    transaction.commit().await.map_err(unavailable)
 }
 
 fn unavailable(error: DbErr) -> RepositoryError {
@@ -161,31 +241,16 @@ impl RoomRepository for SqlRoomRepository {
             .iter()
             .map(|committed| operation_row(room, committed))
             .collect::<Result<Vec<_>, _>>()?;
-        let transaction = self.connection.begin().await.map_err(unavailable)?;
-        // Rows go in chunks, keeping each statement under the databases' bound-parameter
-        // limits (SQLite's is the lowest).
-        for chunk in rows.chunks(100) {
-            if let Err(error) = Operations::insert_many(chunk.to_vec())
-                .exec_without_returning(&transaction)
-                .await
-            {
-                return Err(match error.sql_err() {
-                    Some(SqlErr::UniqueConstraintViolation(_)) => {
-                        RepositoryError::OperationExists(room)
-                    }
-                    Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                        RepositoryError::RoomNotFound(room)
-                    }
-                    _ => unavailable(error),
-                });
-            }
-        }
-        if let Some(snapshot) = &snapshot
-            && !write_snapshot(&transaction, snapshot).await?
-        {
-            return Err(RepositoryError::RoomNotFound(room));
-        }
-        transaction.commit().await.map_err(unavailable)
+        let (done, finished) = oneshot::channel();
+        let append = Append {
+            room,
+            rows,
+            snapshot,
+            done,
+        };
+        let stopped = || RepositoryError::Unavailable("the commit task stopped".into());
+        self.appends.send(append).await.map_err(|_| stopped())?;
+        finished.await.map_err(|_| stopped())?
     }
 
     async fn operations_since(

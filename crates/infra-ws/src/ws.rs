@@ -31,6 +31,10 @@ use crate::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage};
 
 /// How long a close handshake may take before the connection is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes gathered before a write goes out (a flush sends them sooner).
+const WRITE_BUFFER: usize = 8 * 1024;
 /// The longest display name kept.
 const MAX_NAME: usize = 64;
 
@@ -112,6 +116,10 @@ pub async fn connect(
     let tracker = state.connections.clone();
     let autocomplete = state.autocomplete.clone();
     Ok(upgrade
+        // tungstenite reserves 128 KiB for reading and for writing by default; an idle
+        // collaborator needs far less, and a large frame still grows the buffer as needed.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
