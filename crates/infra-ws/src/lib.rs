@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::map_response;
 use axum::routing::{get, post};
@@ -113,7 +114,8 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
     let (signal, shutdown) = watch::channel(false);
     let (connections, connections_closed) = mpsc::channel(1);
     let cors = cors(&settings.allowed_origins);
-    let body_limit = RequestBodyLimitLayer::new(settings.max_body_bytes);
+    let max_body = settings.max_body_bytes;
+    let body_limit = RequestBodyLimitLayer::new(max_body);
     let state = AppState {
         hubs: Arc::new(Hubs::new(services.rooms.clone(), settings.send_queue)),
         rooms: services.rooms,
@@ -138,6 +140,8 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/ws/{room_id}", get(ws::connect))
         .fallback(routes::not_found)
         .with_state(state)
+        // axum's own default cap (2 MB) would stop bodies the configured limit allows.
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(body_limit)
         .layer(cors)
         .layer(map_response(error::normalise_error_response))

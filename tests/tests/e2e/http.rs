@@ -191,6 +191,20 @@ async fn oversized_bodies_are_refused(backend: Backend) {
         assert_eq!(error_code(&body), "payload_too_large");
     }
     server.stop().await;
+
+    // A limit above axum's own default (2 MB) is honoured too.
+    let mut config = test_config(database.url());
+    config.settings.max_body_bytes = 4 * 1024 * 1024;
+    let server = TestServer::start(config).await;
+    let large = "x".repeat(3 * 1024 * 1024);
+    let response = client
+        .post(server.url("/rooms"))
+        .json(&json!({"code": large}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    server.stop().await;
 }
 
 async fn autocomplete_keeps_the_prototype_rule(backend: Backend) {
