@@ -58,7 +58,8 @@ pub(crate) struct HistoryEntry {
 
 /// The live state of a room.
 pub struct LiveRoom {
-    /// The room's details and its last stored snapshot.
+    /// The room's details and the revision of its stored snapshot; its code is left empty,
+    /// the document holding the text once.
     pub(crate) room: Room,
     pub(crate) document: Document,
     pub(crate) history: VecDeque<HistoryEntry>,
@@ -74,10 +75,14 @@ impl LiveRoom {
             .history
             .back()
             .map_or(room.updated_at(), |entry| entry.committed.committed_at);
-        if self.document.revision() != room.revision() {
-            room.advance(&self.document, updated);
-        }
+        room.advance(&self.document, updated.max(room.updated_at()));
         room
+    }
+
+    /// The room's language.
+    #[must_use]
+    pub fn language(&self) -> duet_domain::Language {
+        *self.room.language()
     }
 
     /// The live document.

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use duet_domain::{CodeError, CommittedOperation, Language, LanguageError, Room, RoomId};
+use duet_domain::{CodeError, CommittedOperation, Document, Language, LanguageError, Room, RoomId};
 
 use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
@@ -147,7 +147,10 @@ impl Rooms {
             .operations_since(id, room.revision())
             .await
             .map_err(GetRoomError::Unavailable)?;
-        let mut document = room.document();
+        let mut room = room;
+        let revision = room.revision();
+        // The document holds the text; the live room keeps only the details.
+        let mut document = Document::new(&room.take_code(), revision);
         let mut history = VecDeque::new();
         for committed in operations {
             let corrupt = |error: duet_domain::OperationError| {
@@ -237,7 +240,8 @@ impl Rooms {
             Self::restore(live, document_before, history_before, seqs_before);
             return Err(unavailable_or_not_found(id, error));
         }
-        if let Some(snapshot) = snapshot {
+        if let Some(mut snapshot) = snapshot {
+            snapshot.take_code();
             live.room = snapshot;
         }
         while live.history.len() > self.settings.history {
@@ -328,6 +332,7 @@ impl Rooms {
             .save(&room)
             .await
             .map_err(|error| unavailable_or_not_found(room.id(), error))?;
+        room.take_code();
         live.room = room;
         Ok(())
     }

@@ -152,6 +152,12 @@ impl Room {
         self.updated_at = now;
     }
 
+    /// Takes the code out of the room, leaving it empty: for holders of the code elsewhere
+    /// (a live document) that keep only the room's details.
+    pub fn take_code(&mut self) -> String {
+        std::mem::take(&mut self.code)
+    }
+
     /// The room's code as a document at its revision.
     #[must_use]
     pub fn document(&self) -> Document {

@@ -408,7 +408,7 @@ impl Hub {
                         .map(|moved| {
                             (
                                 self.live.document().text(),
-                                *self.live.room().language(),
+                                self.live.language(),
                                 moved.head,
                             )
                         });
@@ -669,7 +669,7 @@ impl Hub {
                         selection: member.selection,
                     })
                     .collect();
-                let language = self.live.room().language().to_string();
+                let language = self.live.language().to_string();
                 let welcome = ServerMessage::Welcome {
                     client_id: client.as_str(),
                     revision,
