@@ -54,7 +54,7 @@ impl SqlRoomRepository {
 async fn commit_appends(connection: DatabaseConnection, mut queue: mpsc::Receiver<Append>) {
     let mut batch = Vec::with_capacity(APPENDS_PER_COMMIT);
     while queue.recv_many(&mut batch, APPENDS_PER_COMMIT).await > 0 {
-        let appends: Vec<Append> = batch.drain(..).collect();
+        let appends = std::mem::take(&mut batch);
         if appends.len() > 1 && write_appends(&connection, &appends).await.is_ok() {
             for append in appends {
                 let _ = append.done.send(Ok(()));
