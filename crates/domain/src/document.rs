@@ -100,7 +100,8 @@ impl Document {
         }
         // First every boundary is found (and checked) in the text as it is, so a bad operation
         // leaves no trace; then the changes are made left to right, shifted by those before.
-        let mut changes: Vec<(usize, usize, &str)> = Vec::new();
+        // (start, deleted, inserted) in characters, then the start and deleted in UTF-16 units.
+        let mut changes: Vec<(usize, usize, &str, usize, usize)> = Vec::new();
         let mut position = 0;
         let mut at = 0;
         let components = operation.components();
@@ -114,24 +115,29 @@ impl Document {
                 }
                 Component::Insert(text) => {
                     crate::room::check_code(text)?;
-                    changes.push((at, 0, text));
+                    changes.push((at, 0, text, position, 0));
                 }
                 Component::Delete(count) => {
+                    let start16 = position;
                     position += count;
                     let end = self.char_index(position)?;
                     match changes.last_mut() {
-                        Some((start, deleted, _)) if *start == at && *deleted == 0 => {
+                        Some((start, deleted, _, _, deleted16))
+                            if *start == at && *deleted == 0 =>
+                        {
                             *deleted = end - at;
+                            *deleted16 = *count;
                         }
-                        _ => changes.push((at, end - at, "")),
+                        _ => changes.push((at, end - at, "", start16, *count)),
                     }
                     at = end;
                 }
             }
         }
         let mut shift: isize = 0;
+        let mut shift16: isize = 0;
         let mut cursor = None;
-        for (start, deleted, inserted) in changes {
+        for (start, deleted, inserted, start16, deleted16) in changes {
             let start = start.saturating_add_signed(shift);
             if deleted > 0 {
                 self.rope.remove(start..start + deleted);
@@ -140,19 +146,19 @@ impl Document {
                 self.rope.insert(start, inserted);
             }
             let added = inserted.chars().count();
+            let added16 = utf16_len(inserted);
+            // Where this change ends, in both units: known without looking it up.
+            cursor = Some((
+                start16.saturating_add_signed(shift16) + added16,
+                start + added,
+            ));
             shift += isize::try_from(added).unwrap_or(isize::MAX)
                 - isize::try_from(deleted).unwrap_or(isize::MAX);
-            cursor = Some(start + added);
+            shift16 += isize::try_from(added16).unwrap_or(isize::MAX)
+                - isize::try_from(deleted16).unwrap_or(isize::MAX);
         }
-        // Remember where the last change ended, in both units, for the next edit.
-        self.cursor = cursor.map(|chars| {
-            let units = if self.rope.len_utf16_cu() == self.rope.len_chars() {
-                chars
-            } else {
-                self.rope.char_to_utf16_cu(chars)
-            };
-            (units, chars)
-        });
+        // Remember where the last change ended, for the next edit.
+        self.cursor = cursor;
         self.revision += 1;
         Ok(())
     }

@@ -94,6 +94,18 @@ proptest! {
     }
 
     #[test]
+    fn a_document_follows_a_sequence_of_edits(base in text(), steps in proptest::collection::vec(choices(), 1..6)) {
+        let mut document = Document::new(&base, 0);
+        let mut expected = base;
+        for step in &steps {
+            let operation = operation(&expected, step);
+            expected = operation.apply(&expected).expect("applies");
+            document.apply(&operation).expect("applies");
+            prop_assert_eq!(document.text(), expected.clone());
+        }
+    }
+
+    #[test]
     fn diff_produces_the_new_text(old in text(), new in text()) {
         prop_assert_eq!(diff(&old, &new).apply(&old).expect("applies"), new);
     }
