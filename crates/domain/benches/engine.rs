@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use duet_domain::replay::{self as central, Transaction};
 use duet_domain::{Document, TextOperation};
 use ropey::Rope;
 
@@ -259,5 +260,83 @@ fn concurrent(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operations, concurrent, replays);
+/// The concurrent traces replayed through central-server OT (each author simulated as a
+/// client, each edit transformed over what was committed since its revision): time per edit.
+fn concurrent_traces(criterion: &mut Criterion) {
+    for name in [
+        "concurrent-friendsforever.json.gz",
+        "concurrent-clownschool.json.gz",
+    ] {
+        let path = traces_dir().join(name);
+        let Ok(file) = std::fs::File::open(&path) else {
+            eprintln!(
+                "NOTICE: trace {} absent; its replay is not measured",
+                path.display()
+            );
+            continue;
+        };
+        let mut json = String::new();
+        if flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut json)
+            .is_err()
+        {
+            continue;
+        }
+        let Ok(trace) = serde_json::from_str::<serde_json::Value>(&json) else {
+            continue;
+        };
+        let number = |value: &serde_json::Value| {
+            value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        let transactions: Vec<Transaction> = trace["txns"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|transaction| Transaction {
+                        author: number(&transaction["agent"]),
+                        parents: transaction["parents"]
+                            .as_array()
+                            .map(|p| p.iter().map(number).collect())
+                            .unwrap_or_default(),
+                        splices: transaction["patches"]
+                            .as_array()
+                            .map(|patches| {
+                                patches
+                                    .iter()
+                                    .map(|patch| {
+                                        (
+                                            number(&patch[0]),
+                                            number(&patch[1]),
+                                            patch[2].as_str().unwrap_or("").to_owned(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let authors = number(&trace["numAgents"]);
+        let end = trace["endContent"].as_str().unwrap_or("").to_owned();
+        assert_eq!(
+            central::replay(authors, &transactions).expect("replays"),
+            end,
+            "{name}"
+        );
+        let mut group =
+            criterion.benchmark_group(format!("concurrent/{}", name.trim_end_matches(".json.gz")));
+        group.throughput(Throughput::Elements(transactions.len() as u64));
+        group.sample_size(10);
+        group.bench_function("replay", |bench| {
+            bench.iter(|| central::replay(authors, black_box(&transactions)).expect("replays"));
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, operations, concurrent, concurrent_traces, replays);
 criterion_main!(benches);

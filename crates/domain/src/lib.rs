@@ -10,6 +10,7 @@ mod diff;
 mod document;
 mod language;
 mod operation;
+pub mod replay;
 mod room;
 mod selection;
 mod text;
