@@ -4,6 +4,7 @@
 //! O(log n) step in the rope), never to the size of the document.
 
 use ropey::Rope;
+use smallvec::SmallVec;
 
 use crate::operation::{Component, OperationError, TextOperation};
 use crate::text::utf16_len;
@@ -101,7 +102,8 @@ impl Document {
         // First every boundary is found (and checked) in the text as it is, so a bad operation
         // leaves no trace; then the changes are made left to right, shifted by those before.
         // (start, deleted, inserted) in characters, then the start and deleted in UTF-16 units.
-        let mut changes: Vec<(usize, usize, &str, usize, usize)> = Vec::new();
+        // Almost every operation makes one or two changes: kept inline, no allocation.
+        let mut changes: SmallVec<[(usize, usize, &str, usize, usize); 2]> = SmallVec::new();
         let mut position = 0;
         let mut at = 0;
         let components = operation.components();
