@@ -9,6 +9,10 @@ use smallvec::SmallVec;
 use crate::operation::{Component, OperationError, TextOperation};
 use crate::text::utf16_len;
 
+/// One change an operation makes: (start, deleted, inserted) in characters, then the start and
+/// the deleted length in UTF-16 units.
+type Change<'a> = (usize, usize, &'a str, usize, usize);
+
 /// Text at a revision.
 #[derive(Clone, Debug, Default)]
 pub struct Document {
@@ -103,7 +107,7 @@ impl Document {
         // leaves no trace; then the changes are made left to right, shifted by those before.
         // (start, deleted, inserted) in characters, then the start and deleted in UTF-16 units.
         // Almost every operation makes one or two changes: kept inline, no allocation.
-        let mut changes: SmallVec<[(usize, usize, &str, usize, usize); 2]> = SmallVec::new();
+        let mut changes: SmallVec<[Change<'_>; 2]> = SmallVec::new();
         let mut position = 0;
         let mut at = 0;
         let components = operation.components();
