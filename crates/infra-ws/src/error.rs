@@ -49,14 +49,6 @@ impl ApiError {
         )
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-
     /// The generic error for a status answered by the framework (unknown route, wrong method,
     /// missing upgrade), so that those bodies have the same shape too.
     pub fn for_status(status: StatusCode) -> Self {

@@ -153,12 +153,6 @@ impl Hubs {
         }
     }
 
-    /// How many rooms are live.
-    #[must_use]
-    pub fn live_rooms(&self) -> usize {
-        lock(&self.live).len()
-    }
-
     /// Joins a room, starting its hub when nobody else is in it. The inbox starts with what the
     /// protocol sends first (the code, or a `welcome`) and then receives every later event.
     ///

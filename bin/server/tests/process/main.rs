@@ -144,6 +144,17 @@ async fn create_room(base: &str) -> String {
     body["roomId"].as_str().expect("a room id").to_owned()
 }
 
+/// Starts the server again on the same files and reads the room.
+async fn read_after_restart(directory: &std::path::Path, room: &str) -> Value {
+    let restarted = Running::start(directory);
+    reqwest::get(format!("http://{}/rooms/{room}", restarted.base))
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
 async fn next_frame(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
@@ -209,13 +220,7 @@ async fn every_broadcast_edit_survives_sigkill() {
     // SIGKILL the moment the last edit came back.
     drop(running);
 
-    let restarted = Running::start(directory.path());
-    let stored: Value = reqwest::get(format!("http://{}/rooms/{room}", restarted.base))
-        .await
-        .expect("the server answers")
-        .json()
-        .await
-        .expect("JSON");
+    let stored = read_after_restart(directory.path(), &room).await;
     assert_eq!(stored["code"], last.as_str());
     assert_eq!(stored["revision"], 50);
 }
@@ -264,13 +269,7 @@ async fn every_acknowledged_operation_survives_sigkill() {
     // SIGKILL the moment the last acknowledgement arrived.
     drop(running);
 
-    let restarted = Running::start(directory.path());
-    let stored: Value = reqwest::get(format!("http://{}/rooms/{room}", restarted.base))
-        .await
-        .expect("the server answers")
-        .json()
-        .await
-        .expect("JSON");
+    let stored = read_after_restart(directory.path(), &room).await;
     assert_eq!(stored["code"], expected.as_str());
     assert_eq!(stored["revision"], 50);
 }
