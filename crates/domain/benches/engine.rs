@@ -261,7 +261,8 @@ fn concurrent(criterion: &mut Criterion) {
 }
 
 /// The concurrent traces replayed through central-server OT (each author simulated as a
-/// client, each edit transformed over what was committed since its revision): time per edit.
+/// client, each edit transformed over what was committed since its revision): time per edit,
+/// for the server's share alone and for clients and server together.
 fn concurrent_traces(criterion: &mut Criterion) {
     for name in [
         "concurrent-friendsforever.json.gz",
@@ -331,7 +332,14 @@ fn concurrent_traces(criterion: &mut Criterion) {
             criterion.benchmark_group(format!("concurrent/{}", name.trim_end_matches(".json.gz")));
         group.throughput(Throughput::Elements(transactions.len() as u64));
         group.sample_size(10);
-        group.bench_function("replay", |bench| {
+        // The server's share: each edit transformed over what was committed since its
+        // author's revision and applied (what Duet's hub does per edit).
+        let submissions = central::submissions(authors, &transactions).expect("replays");
+        group.bench_function("server", |bench| {
+            bench.iter(|| central::serve(black_box(&submissions)).expect("serves"));
+        });
+        // Everything: the authors simulated as ot.js clients too.
+        group.bench_function("clients-and-server", |bench| {
             bench.iter(|| central::replay(authors, black_box(&transactions)).expect("replays"));
         });
         group.finish();

@@ -25,28 +25,25 @@ pub struct Transaction {
 
 struct Author {
     seen: usize,
-    pending: VecDeque<(usize, TextOperation)>,
+    pending: VecDeque<TextOperation>,
     document: Document,
 }
 
 /// Moves `pending` (and `extra`, an operation on top of it) across `remote`, made on the state
 /// they were based on; returns `remote` as it applies on top of them.
 fn transform_through(
-    pending: &mut VecDeque<(usize, TextOperation)>,
+    pending: &mut VecDeque<TextOperation>,
     extra: Option<&mut TextOperation>,
-    mut remote: TextOperation,
+    remote: &TextOperation,
 ) -> Result<TextOperation, OperationError> {
-    for (_, mine) in pending.iter_mut() {
-        let (moved, theirs) = TextOperation::transform(mine, &remote)?;
+    let mut moved_remote: Option<TextOperation> = None;
+    for mine in pending.iter_mut().chain(extra) {
+        let (moved, theirs) =
+            TextOperation::transform(mine, moved_remote.as_ref().unwrap_or(remote))?;
         *mine = moved;
-        remote = theirs;
+        moved_remote = Some(theirs);
     }
-    if let Some(mine) = extra {
-        let (moved, theirs) = TextOperation::transform(mine, &remote)?;
-        *mine = moved;
-        remote = theirs;
-    }
-    Ok(remote)
+    Ok(moved_remote.unwrap_or_else(|| remote.clone()))
 }
 
 /// The operation for a splice in code points on `document`.
@@ -64,14 +61,30 @@ fn splice_operation(document: &Document, splice: &(usize, usize, String)) -> Tex
         .retain(document.len_utf16() - stop)
 }
 
-/// Replays `transactions` (made by `authors` authors) and returns the server's final text.
+/// One edit as the server receives it: the author's operation on the text it saw, which is the
+/// server's text at revision `seen` plus the author's own edits the server had committed after
+/// `seen` (`pending`, as the author has them).
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub author: usize,
+    pub seen: usize,
+    pub pending: Vec<TextOperation>,
+    pub operation: TextOperation,
+}
+
+/// The clients' side of a replay: simulates every author as an ot.js client and returns, for
+/// each transaction in order, what its author sends.
 ///
 /// # Errors
 /// [`OperationError`] when a transaction does not fit the text its author saw, or the history
 /// is not one a central server could have produced.
-pub fn replay(authors: usize, transactions: &[Transaction]) -> Result<String, OperationError> {
+pub fn submissions(
+    authors: usize,
+    transactions: &[Transaction],
+) -> Result<Vec<Submission>, OperationError> {
+    let mut submitted: Vec<Submission> = Vec::with_capacity(transactions.len());
+    // The server's order, as each author will see it.
     let mut committed: Vec<TextOperation> = Vec::with_capacity(transactions.len());
-    let mut server = Document::new("", 0);
     // For each transaction: how much of the server's order its author had seen, counting it.
     let mut prefix_after: Vec<usize> = Vec::with_capacity(transactions.len());
     let mut simulated: Vec<Author> = (0..authors)
@@ -98,14 +111,14 @@ pub fn replay(authors: usize, transactions: &[Transaction]) -> Result<String, Op
             return Err(OperationError::PastEnd { position: author });
         };
         // The author catches up with the server's order up to what it had seen.
-        for (k, other) in committed.iter().enumerate().take(seen).skip(state.seen) {
-            if author_of(k) == author {
-                state.pending.pop_front();
-            } else {
-                let remote = transform_through(&mut state.pending, None, other.clone())?;
-                state.document.apply(&remote)?;
-            }
-        }
+        let document = &mut state.document;
+        catch_up(
+            &committed[state.seen..seen],
+            |k| author_of(state.seen + k) == author,
+            &mut state.pending,
+            None,
+            |remote| document.apply(&remote),
+        )?;
         state.seen = seen;
         // The author's edit, on the text it saw.
         let mut operation = TextOperation::new().retain(state.document.len_utf16());
@@ -116,20 +129,108 @@ pub fn replay(authors: usize, transactions: &[Transaction]) -> Result<String, Op
             operation = operation.compose(&step)?;
         }
         state.document = working;
-        // The server transforms it over what was committed since that revision.
-        let mut pending = state.pending.clone();
-        let mut incoming = operation.clone();
-        for (k, other) in committed.iter().enumerate().skip(seen) {
-            if author_of(k) == author {
-                pending.pop_front();
-            } else {
-                transform_through(&mut pending, Some(&mut incoming), other.clone())?;
-            }
-        }
-        server.apply(&incoming)?;
-        committed.push(incoming);
-        state.pending.push_back((index, operation));
+        let submission = Submission {
+            author,
+            seen,
+            pending: state.pending.iter().cloned().collect(),
+            operation: operation.clone(),
+        };
+        // What the server commits for it, for the other authors to catch up with.
+        committed.push(serve_one(&committed, &submission, author_of)?);
+        submitted.push(submission);
+        state.pending.push_back(operation);
         prefix_after.push(if seen == index { index + 1 } else { seen });
     }
+    Ok(submitted)
+}
+
+/// The server's work for one submission: its operation transformed over what was committed
+/// since `seen` by other authors (carrying the author's own pending edits along, and dropping
+/// each as the server's order reaches it).
+fn serve_one(
+    committed: &[TextOperation],
+    submission: &Submission,
+    author_of: impl Fn(usize) -> usize,
+) -> Result<TextOperation, OperationError> {
+    let mut pending: VecDeque<TextOperation> = submission.pending.iter().cloned().collect();
+    let mut incoming = submission.operation.clone();
+    catch_up(
+        &committed[submission.seen..],
+        |k| author_of(submission.seen + k) == submission.author,
+        &mut pending,
+        Some(&mut incoming),
+        |_| Ok(()),
+    )?;
+    Ok(incoming)
+}
+
+/// Walks `committed` for one author: drops a pending edit where the order reaches one of its
+/// own (`own(k)`), and moves the pending edits (and `extra`) across the others' edits, handing
+/// each of those, as it applies on top of them, to `remote`. When several edits must cross a
+/// run of others' edits, the run is composed into one first, so they cross it once rather
+/// than once per edit in it.
+fn catch_up(
+    committed: &[TextOperation],
+    own: impl Fn(usize) -> bool,
+    pending: &mut VecDeque<TextOperation>,
+    mut extra: Option<&mut TextOperation>,
+    mut remote: impl FnMut(TextOperation) -> Result<(), OperationError>,
+) -> Result<(), OperationError> {
+    let mut k = 0;
+    while k < committed.len() {
+        if own(k) {
+            pending.pop_front();
+            k += 1;
+            continue;
+        }
+        let start = k;
+        k += 1;
+        // Composing only pays when more than one edit would cross the run.
+        let crossing = pending.len() + usize::from(extra.is_some());
+        while crossing > 1 && k < committed.len() && !own(k) {
+            k += 1;
+        }
+        let run = &committed[start..k];
+        let composed;
+        let others = match run {
+            [single] => single,
+            [first, rest @ ..] => {
+                let mut all = first.clone();
+                for next in rest {
+                    all = all.compose(next)?;
+                }
+                composed = all;
+                &composed
+            }
+            [] => continue,
+        };
+        remote(transform_through(pending, extra.as_deref_mut(), others)?)?;
+    }
+    Ok(())
+}
+
+/// The server's side of a replay: transforms each submission over what was committed since
+/// the revision its author had seen, applies it, and returns the final text.
+///
+/// # Errors
+/// [`OperationError`] when a submission does not fit the server's history.
+pub fn serve(submissions: &[Submission]) -> Result<String, OperationError> {
+    let mut committed: Vec<TextOperation> = Vec::with_capacity(submissions.len());
+    let mut server = Document::new("", 0);
+    let author_of = |index: usize| submissions[index].author;
+    for submission in submissions {
+        let incoming = serve_one(&committed, submission, author_of)?;
+        server.apply(&incoming)?;
+        committed.push(incoming);
+    }
     Ok(server.text())
+}
+
+/// Replays `transactions` (made by `authors` authors) and returns the server's final text.
+///
+/// # Errors
+/// [`OperationError`] when a transaction does not fit the text its author saw, or the history
+/// is not one a central server could have produced.
+pub fn replay(authors: usize, transactions: &[Transaction]) -> Result<String, OperationError> {
+    serve(&submissions(authors, transactions)?)
 }
