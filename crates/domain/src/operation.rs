@@ -12,6 +12,9 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 use crate::text::utf16_len;
 
 /// One step of an operation.
@@ -19,8 +22,8 @@ use crate::text::utf16_len;
 pub enum Component {
     /// Keep this many UTF-16 code units.
     Retain(usize),
-    /// Insert this text.
-    Insert(String),
+    /// Insert this text (held inline when short, as typed text mostly is).
+    Insert(CompactString),
     /// Delete this many UTF-16 code units.
     Delete(usize),
 }
@@ -29,7 +32,9 @@ pub enum Component {
 /// and an insert never directly after a delete (it goes before it, as in ot.js).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TextOperation {
-    components: Vec<Component>,
+    // Inline room for the usual shape, keep-insert-keep: transforming and composing typed
+    // edits then allocates nothing.
+    components: SmallVec<[Component; 3]>,
     base_len: usize,
     target_len: usize,
 }
@@ -131,9 +136,11 @@ impl TextOperation {
             }
             [.., Component::Delete(_)] => {
                 self.components
-                    .insert(length - 1, Component::Insert(text.to_owned()));
+                    .insert(length - 1, Component::Insert(CompactString::from(text)));
             }
-            _ => self.components.push(Component::Insert(text.to_owned())),
+            _ => self
+                .components
+                .push(Component::Insert(CompactString::from(text))),
         }
     }
 
@@ -501,7 +508,7 @@ mod serde_impl {
             for component in &self.components {
                 match component {
                     Component::Retain(count) => sequence.serialize_element(count)?,
-                    Component::Insert(text) => sequence.serialize_element(text)?,
+                    Component::Insert(text) => sequence.serialize_element(text.as_str())?,
                     Component::Delete(count) => {
                         let count = i64::try_from(*count).map_err(serde::ser::Error::custom)?;
                         sequence.serialize_element(&-count)?;
@@ -543,7 +550,7 @@ mod serde_impl {
             if value.is_empty() {
                 Err(E::custom("an insert must not be empty"))
             } else {
-                Ok(Component::Insert(value.to_owned()))
+                Ok(Component::Insert(compact_str::CompactString::from(value)))
             }
         }
 
@@ -551,7 +558,7 @@ mod serde_impl {
             if value.is_empty() {
                 Err(E::custom("an insert must not be empty"))
             } else {
-                Ok(Component::Insert(value))
+                Ok(Component::Insert(compact_str::CompactString::from(value)))
             }
         }
     }

@@ -6,8 +6,11 @@
 //! one author on the text it had seen: everything the server committed before some revision,
 //! plus the author's own later transactions (which is how a client of a central server sees
 //! the document). Each author is simulated as an ot.js client (its own edits pending until the
-//! server's order catches up with them); each edit is transformed over what the server
-//! committed since that revision and applied.
+//! server's order catches up with them): [`submissions`]. The server's side, [`serve`], keeps
+//! for each author the others' edits that author has not seen yet, already moved past
+//! everything the author has sent since (the Jupiter server of Nichols et al., 1995): an
+//! incoming edit crosses each of them once and moves them past itself, so its cost is the
+//! number of edits it is concurrent with, whatever the author still has in flight.
 
 use std::collections::VecDeque;
 
@@ -29,15 +32,14 @@ struct Author {
     document: Document,
 }
 
-/// Moves `pending` (and `extra`, an operation on top of it) across `remote`, made on the state
-/// they were based on; returns `remote` as it applies on top of them.
+/// Moves `pending` across `remote`, made on the state they were based on; returns `remote` as
+/// it applies on top of them.
 fn transform_through(
     pending: &mut VecDeque<TextOperation>,
-    extra: Option<&mut TextOperation>,
     remote: &TextOperation,
 ) -> Result<TextOperation, OperationError> {
     let mut moved_remote: Option<TextOperation> = None;
-    for mine in pending.iter_mut().chain(extra) {
+    for mine in pending.iter_mut() {
         let (moved, theirs) =
             TextOperation::transform(mine, moved_remote.as_ref().unwrap_or(remote))?;
         *mine = moved;
@@ -62,14 +64,59 @@ fn splice_operation(document: &Document, splice: &(usize, usize, String)) -> Tex
 }
 
 /// One edit as the server receives it: the author's operation on the text it saw, which is the
-/// server's text at revision `seen` plus the author's own edits the server had committed after
-/// `seen` (`pending`, as the author has them).
+/// server's text at revision `seen` plus all the author's own earlier edits.
 #[derive(Clone, Debug)]
 pub struct Submission {
     pub author: usize,
     pub seen: usize,
-    pub pending: Vec<TextOperation>,
     pub operation: TextOperation,
+}
+
+/// The server's side: its text, and for each author the others' edits (with their revision)
+/// that author had not seen when it last sent one, moved past what it sent since.
+struct Server {
+    document: Document,
+    revision: usize,
+    unseen: Vec<VecDeque<(usize, TextOperation)>>,
+}
+
+impl Server {
+    fn new(authors: usize) -> Self {
+        Self {
+            document: Document::default(),
+            revision: 0,
+            unseen: vec![VecDeque::new(); authors],
+        }
+    }
+
+    /// Transforms `submission` into the server's order, applies it and returns it as
+    /// committed.
+    fn receive(&mut self, submission: &Submission) -> Result<TextOperation, OperationError> {
+        let author = submission.author;
+        let Some(unseen) = self.unseen.get_mut(author) else {
+            return Err(OperationError::PastEnd { position: author });
+        };
+        let mut incoming = submission.operation.clone();
+        while unseen
+            .front()
+            .is_some_and(|(revision, _)| *revision < submission.seen)
+        {
+            unseen.pop_front();
+        }
+        for (_, other) in unseen.iter_mut() {
+            let (moved, theirs) = TextOperation::transform(&incoming, other)?;
+            incoming = moved;
+            *other = theirs;
+        }
+        self.document.apply(&incoming)?;
+        for (someone, unseen) in self.unseen.iter_mut().enumerate() {
+            if someone != author {
+                unseen.push_back((self.revision, incoming.clone()));
+            }
+        }
+        self.revision += 1;
+        Ok(incoming)
+    }
 }
 
 /// The clients' side of a replay: simulates every author as an ot.js client and returns, for
@@ -83,6 +130,7 @@ pub fn submissions(
     transactions: &[Transaction],
 ) -> Result<Vec<Submission>, OperationError> {
     let mut submitted: Vec<Submission> = Vec::with_capacity(transactions.len());
+    let mut server = Server::new(authors);
     // The server's order, as each author will see it.
     let mut committed: Vec<TextOperation> = Vec::with_capacity(transactions.len());
     // For each transaction: how much of the server's order its author had seen, counting it.
@@ -116,7 +164,6 @@ pub fn submissions(
             &committed[state.seen..seen],
             |k| author_of(state.seen + k) == author,
             &mut state.pending,
-            None,
             |remote| document.apply(&remote),
         )?;
         state.seen = seen;
@@ -132,11 +179,10 @@ pub fn submissions(
         let submission = Submission {
             author,
             seen,
-            pending: state.pending.iter().cloned().collect(),
             operation: operation.clone(),
         };
         // What the server commits for it, for the other authors to catch up with.
-        committed.push(serve_one(&committed, &submission, author_of)?);
+        committed.push(server.receive(&submission)?);
         submitted.push(submission);
         state.pending.push_back(operation);
         prefix_after.push(if seen == index { index + 1 } else { seen });
@@ -144,36 +190,15 @@ pub fn submissions(
     Ok(submitted)
 }
 
-/// The server's work for one submission: its operation transformed over what was committed
-/// since `seen` by other authors (carrying the author's own pending edits along, and dropping
-/// each as the server's order reaches it).
-fn serve_one(
-    committed: &[TextOperation],
-    submission: &Submission,
-    author_of: impl Fn(usize) -> usize,
-) -> Result<TextOperation, OperationError> {
-    let mut pending: VecDeque<TextOperation> = submission.pending.iter().cloned().collect();
-    let mut incoming = submission.operation.clone();
-    catch_up(
-        &committed[submission.seen..],
-        |k| author_of(submission.seen + k) == submission.author,
-        &mut pending,
-        Some(&mut incoming),
-        |_| Ok(()),
-    )?;
-    Ok(incoming)
-}
-
-/// Walks `committed` for one author: drops a pending edit where the order reaches one of its
-/// own (`own(k)`), and moves the pending edits (and `extra`) across the others' edits, handing
-/// each of those, as it applies on top of them, to `remote`. When several edits must cross a
-/// run of others' edits, the run is composed into one first, so they cross it once rather
-/// than once per edit in it.
+/// An author catching up with `committed`: drops a pending edit where the order reaches one of
+/// its own (`own(k)`), and moves the pending edits across the others' edits, handing each of
+/// those, as it applies on top of them, to `remote`. When several edits must cross a run of
+/// others' edits, the run is composed into one first, so they cross it once rather than once
+/// per edit in it.
 fn catch_up(
     committed: &[TextOperation],
     own: impl Fn(usize) -> bool,
     pending: &mut VecDeque<TextOperation>,
-    mut extra: Option<&mut TextOperation>,
     mut remote: impl FnMut(TextOperation) -> Result<(), OperationError>,
 ) -> Result<(), OperationError> {
     let mut k = 0;
@@ -186,8 +211,7 @@ fn catch_up(
         let start = k;
         k += 1;
         // Composing only pays when more than one edit would cross the run.
-        let crossing = pending.len() + usize::from(extra.is_some());
-        while crossing > 1 && k < committed.len() && !own(k) {
+        while pending.len() > 1 && k < committed.len() && !own(k) {
             k += 1;
         }
         let run = &committed[start..k];
@@ -204,26 +228,23 @@ fn catch_up(
             }
             [] => continue,
         };
-        remote(transform_through(pending, extra.as_deref_mut(), others)?)?;
+        remote(transform_through(pending, others)?)?;
     }
     Ok(())
 }
 
-/// The server's side of a replay: transforms each submission over what was committed since
-/// the revision its author had seen, applies it, and returns the final text.
+/// The server's side of a replay: transforms each submission into the server's order and
+/// applies it; returns the final text.
 ///
 /// # Errors
 /// [`OperationError`] when a submission does not fit the server's history.
 pub fn serve(submissions: &[Submission]) -> Result<String, OperationError> {
-    let mut committed: Vec<TextOperation> = Vec::with_capacity(submissions.len());
-    let mut server = Document::new("", 0);
-    let author_of = |index: usize| submissions[index].author;
+    let authors = submissions.iter().map(|s| s.author + 1).max().unwrap_or(0);
+    let mut server = Server::new(authors);
     for submission in submissions {
-        let incoming = serve_one(&committed, submission, author_of)?;
-        server.apply(&incoming)?;
-        committed.push(incoming);
+        server.receive(submission)?;
     }
-    Ok(server.text())
+    Ok(server.document.text())
 }
 
 /// Replays `transactions` (made by `authors` authors) and returns the server's final text.
@@ -233,4 +254,58 @@ pub fn serve(submissions: &[Submission]) -> Result<String, OperationError> {
 /// is not one a central server could have produced.
 pub fn replay(authors: usize, transactions: &[Transaction]) -> Result<String, OperationError> {
     serve(&submissions(authors, transactions)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(author: usize, parents: &[usize], position: usize, text: &str) -> Transaction {
+        Transaction {
+            author,
+            parents: parents.to_vec(),
+            splices: vec![(position, 0, text.to_owned())],
+        }
+    }
+
+    #[test]
+    fn concurrent_typists_with_edits_in_flight_converge_in_the_servers_order() {
+        // Author 0 types "ab" then "c" without seeing author 1's "X", who types "X" then "Y"
+        // without seeing author 0's edits. The server took "ab" first, so "X" (arriving
+        // later at the same place) goes first; "Y" follows "X" for the same reason.
+        let history = [
+            typed(0, &[], 0, "ab"),
+            typed(1, &[], 0, "X"),
+            typed(0, &[0], 2, "c"),
+            typed(1, &[1], 1, "Y"),
+        ];
+        let submitted = submissions(2, &history).unwrap();
+        assert_eq!(
+            submitted.iter().map(|s| s.seen).collect::<Vec<_>>(),
+            [0, 0, 1, 0],
+            "\"c\" was typed on the server's first revision, the others on the empty text"
+        );
+        assert_eq!(serve(&submitted).unwrap(), "XYabc");
+        assert_eq!(replay(2, &history).unwrap(), "XYabc");
+    }
+
+    #[test]
+    fn a_submission_from_an_unknown_author_or_on_another_text_is_refused() {
+        let stranger = Submission {
+            author: 3,
+            seen: 0,
+            operation: TextOperation::new().insert("a"),
+        };
+        let mut server = Server::new(2);
+        assert!(server.receive(&stranger).is_err());
+        let misfit = Submission {
+            author: 0,
+            seen: 0,
+            operation: TextOperation::new().retain(5).insert("a"),
+        };
+        assert!(matches!(
+            server.receive(&misfit),
+            Err(OperationError::BaseLengthMismatch { .. })
+        ));
+    }
 }
