@@ -13,6 +13,9 @@ use crate::text::utf16_len;
 /// the deleted length in UTF-16 units.
 type Change<'a> = (usize, usize, &'a str, usize, usize);
 
+/// How far before the last edit's end (UTF-16 units) a position is found by stepping back.
+const NEAR: usize = 16;
+
 /// Text at a revision.
 #[derive(Clone, Debug, Default)]
 pub struct Document {
@@ -81,6 +84,27 @@ impl Document {
         // Without characters outside the BMP, UTF-16 units and characters are one and the same.
         if length == self.rope.len_chars() {
             return Ok(position);
+        }
+        // A little before the last edit's end (a backspace, say): step back from there, one
+        // lookup instead of two.
+        if let Some((units, chars)) = self.cursor
+            && position < units
+            && units - position <= NEAR
+        {
+            let mut behind = self.rope.chars_at(chars);
+            let (mut units, mut chars) = (units, chars);
+            while units > position {
+                let Some(character) = behind.prev() else {
+                    break;
+                };
+                units -= character.len_utf16();
+                chars -= 1;
+            }
+            return if units == position {
+                Ok(chars)
+            } else {
+                Err(OperationError::SplitsSurrogatePair { position })
+            };
         }
         let index = self.rope.utf16_cu_to_char(position);
         if self.rope.char_to_utf16_cu(index) == position {
@@ -249,6 +273,38 @@ mod tests {
             assert_eq!(document.apply(&operation), Err(expected), "{operation}");
             assert_eq!(document, original);
         }
+    }
+
+    #[test]
+    fn positions_just_before_the_last_edit_are_found_by_stepping_back() {
+        let mut document = Document::new("😀", 0);
+        // Typing leaves the remembered end after "é😀x" (units 1 + 2 + 1 = 4, then "😀").
+        let typed = TextOperation::new().insert("é😀x").retain(2);
+        document.apply(&typed).expect("applies");
+        // Backspace over "x", then over the emoji, both just before the last edit's end.
+        let backspace = TextOperation::new().retain(3).delete(1).retain(2);
+        document.apply(&backspace).expect("applies");
+        assert_eq!(document.text(), "é😀😀");
+        // Half the emoji before the cursor: refused, nothing changed.
+        let half = TextOperation::new().retain(2).delete(1).retain(2);
+        let before = document.clone();
+        assert_eq!(
+            document.apply(&half),
+            Err(OperationError::SplitsSurrogatePair { position: 2 })
+        );
+        assert_eq!(document, before);
+        let whole = TextOperation::new().retain(1).delete(2).retain(2);
+        document.apply(&whole).expect("applies");
+        assert_eq!(document.text(), "é😀");
+        // Farther back than the stepping distance, and at the very start.
+        let mut long = Document::new("", 0);
+        long.apply(&TextOperation::new().insert(&"😀a".repeat(20)))
+            .expect("applies");
+        long.apply(&TextOperation::new().retain(3).insert("b").retain(57))
+            .expect("applies");
+        long.apply(&TextOperation::new().delete(2).retain(59))
+            .expect("applies");
+        assert_eq!(long.text(), format!("ab{}", "😀a".repeat(19)));
     }
 
     #[test]
