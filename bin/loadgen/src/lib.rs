@@ -143,6 +143,9 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             lost += room.lost_edits(revision, code);
         }
     }
+    for typist in &finished {
+        typist.flush_arrivals();
+    }
     let unacknowledged: u64 = finished.iter().map(typist::Typist::unacknowledged).sum();
     Ok(stats.report(
         options,

@@ -165,9 +165,13 @@ impl Stats {
         let _ = lock(&self.ack).record(micros(latency));
     }
 
-    pub fn record_arrival(&self, latency: Duration) {
-        self.deliveries.fetch_add(1, Ordering::Relaxed);
-        let _ = lock(&self.arrival).record(micros(latency));
+    pub fn record_arrivals(&self, latencies: &[Duration]) {
+        self.deliveries
+            .fetch_add(latencies.len() as u64, Ordering::Relaxed);
+        let mut arrival = lock(&self.arrival);
+        for latency in latencies {
+            let _ = arrival.record(micros(*latency));
+        }
     }
 
     pub fn progress_line(&self, elapsed: Duration) -> String {

@@ -2,12 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use duet_domain::TextOperation;
+use duet_domain::{Document, TextOperation};
+use serde::Deserialize;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,48 +23,63 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What the typists of one room share: when each committed edit was made, to time its arrival
-/// at the others.
+/// at the others. Every typist reads it for every edit that reaches it, so it is read-locked.
 pub struct Room {
     pub id: String,
-    /// revision (v1) or marker (plain) → when the edit was made.
-    made: Mutex<HashMap<String, Instant>>,
+    /// revision (v1) or marker number (plain, see [`marker_number`]) → when the edit was made.
+    made: RwLock<HashMap<u64, Instant>>,
     /// Arrivals seen before the edit's time was known.
-    early: Mutex<HashMap<String, Vec<Instant>>>,
+    early: Mutex<HashMap<u64, Vec<Instant>>>,
     acked: AtomicU64,
     acked_markers: Mutex<Vec<String>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Room {
     pub fn new(id: String) -> Self {
         Self {
             id,
-            made: Mutex::default(),
+            made: RwLock::default(),
             early: Mutex::default(),
             acked: AtomicU64::new(0),
             acked_markers: Mutex::default(),
         }
     }
 
-    fn acknowledged(&self, key: String, made: Instant, stats: &Stats, measuring_from: Instant) {
+    fn acknowledged(&self, key: u64, made: Instant, arrivals: &mut Arrivals, measuring_from: Instant) {
         self.acked.fetch_add(1, Ordering::Relaxed);
-        let measured = made >= measuring_from;
-        if let Some(arrivals) = lock(&self.early).remove(&key) {
-            for arrival in arrivals {
-                if measured {
-                    stats.record_arrival(arrival.saturating_duration_since(made));
-                }
-            }
+        if made < measuring_from {
+            return;
         }
-        if measured {
-            lock(&self.made).insert(key, made);
+        // Known first, then the early ones collected: an arrival that missed `made` is
+        // already in `early` (it looks again under that lock).
+        write(&self.made).insert(key, made);
+        if let Some(early) = lock(&self.early).remove(&key) {
+            for arrival in early {
+                arrivals.record(arrival.saturating_duration_since(made));
+            }
         }
     }
 
-    fn arrived(&self, key: String, at: Instant, stats: &Stats, measuring_from: Instant) {
-        match lock(&self.made).get(&key) {
-            Some(made) => stats.record_arrival(at.saturating_duration_since(*made)),
-            None if at >= measuring_from => lock(&self.early).entry(key).or_default().push(at),
-            None => {}
+    fn arrived(&self, key: u64, at: Instant, arrivals: &mut Arrivals, measuring_from: Instant) {
+        if let Some(made) = read(&self.made).get(&key) {
+            arrivals.record(at.saturating_duration_since(*made));
+            return;
+        }
+        if at < measuring_from {
+            return;
+        }
+        let mut early = lock(&self.early);
+        match read(&self.made).get(&key) {
+            Some(made) => arrivals.record(at.saturating_duration_since(*made)),
+            None => early.entry(key).or_default().push(at),
         }
     }
 
@@ -82,9 +98,37 @@ impl Room {
     }
 }
 
+/// Arrival times recorded by one typist, handed to the shared histogram in bundles (one lock
+/// per bundle rather than per edit received).
+#[derive(Default)]
+pub struct Arrivals {
+    waiting: Vec<Duration>,
+    stats: Option<Arc<Stats>>,
+}
+
+impl Arrivals {
+    const BUNDLE: usize = 256;
+
+    fn record(&mut self, latency: Duration) {
+        self.waiting.push(latency);
+        if self.waiting.len() >= Self::BUNDLE {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(stats) = &self.stats {
+            stats.record_arrivals(&self.waiting);
+        }
+        self.waiting.clear();
+    }
+}
+
 #[derive(Default)]
 struct State {
-    text: String,
+    /// The typist's text, in a rope: every edit of the room is applied to it.
+    text: Document,
+    arrivals: Arrivals,
     revision: u64,
     /// seq, operation (transformed as remote ones arrive), when its first edit was made.
     outstanding: Option<(u64, TextOperation, Instant)>,
@@ -113,6 +157,13 @@ pub struct Typist {
     interval: Duration,
     stats: Arc<Stats>,
     apply_remote: bool,
+}
+
+/// A plain typist's marker `«typist.edit»` as one number, to key its timing by.
+fn marker_number(marker: &str) -> Option<u64> {
+    let inner = marker.strip_prefix('«')?.strip_suffix('»')?;
+    let (typist, edit) = inner.split_once('.')?;
+    Some((typist.parse::<u64>().ok()? << 32) | edit.parse::<u64>().ok()?)
 }
 
 fn marker_keys(text: &str) -> impl Iterator<Item = &str> {
@@ -151,7 +202,7 @@ impl State {
             self.buffer = Some((buffer, made));
             incoming = theirs;
         }
-        self.text = incoming.apply(&self.text).map_err(|_| ())?;
+        self.text.apply(&incoming).map_err(|_| ())?;
         Ok(())
     }
 }
@@ -184,6 +235,10 @@ impl Typist {
         let state = Arc::new(Mutex::new(State {
             welcomed: options.protocol == Protocol::Plain,
             measuring_from: Some(measuring_from),
+            arrivals: Arrivals {
+                waiting: Vec::with_capacity(Arrivals::BUNDLE),
+                stats: Some(Arc::clone(&stats)),
+            },
             ..State::default()
         }));
         let changed = Arc::new(Notify::new());
@@ -310,12 +365,12 @@ impl Typist {
         state.edits += 1;
         match self.protocol {
             Protocol::V1 => {
-                let splice = self.pattern.next(&state.text, None);
-                let operation = pattern::operation(&state.text, &splice);
-                let Ok(text) = operation.apply(&state.text) else {
+                let text = state.text.text();
+                let splice = self.pattern.next(&text, None);
+                let operation = pattern::operation(&text, &splice);
+                if state.text.apply(&operation).is_err() {
                     return;
-                };
-                state.text = text;
+                }
                 state.buffer = Some(match state.buffer.take() {
                     Some((buffer, made)) => match buffer.compose(&operation) {
                         Ok(composed) => (composed, made),
@@ -327,15 +382,16 @@ impl Typist {
             }
             Protocol::Plain => {
                 let marker = format!("«{}.{}»", self.index, state.edits);
-                let splice = self.pattern.next(&state.text, Some(&marker));
-                let operation = pattern::operation(&state.text, &splice);
-                let Ok(text) = operation.apply(&state.text) else {
+                let text = state.text.text();
+                let splice = self.pattern.next(&text, Some(&marker));
+                let operation = pattern::operation(&text, &splice);
+                let Ok(text) = operation.apply(&text) else {
                     return;
                 };
-                state.text = text;
+                state.text = Document::new(&text, 0);
                 state.pending_markers.insert(marker.clone(), now);
                 state.seen_markers.insert(marker);
-                let _ = self.outgoing.send(Message::text(state.text.clone()));
+                let _ = self.outgoing.send(Message::text(text));
                 if state.measuring_from.is_none_or(|from| now >= from) {
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -345,7 +401,12 @@ impl Typist {
 
     /// The typist's text now.
     pub fn text(&self) -> String {
-        lock(&self.state).text.clone()
+        lock(&self.state).text.text()
+    }
+
+    /// Hands the arrival times still held here to the shared figures.
+    pub fn flush_arrivals(&self) {
+        lock(&self.state).arrivals.flush();
     }
 
     /// Edits sent and never acknowledged.
@@ -428,6 +489,30 @@ pub async fn settle(typists: &[Typist], patience: Duration) -> bool {
     }
 }
 
+/// A duet.v1 message as the typist reads it: only the fields it uses, borrowed where it can.
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: Kind,
+    #[serde(default)]
+    revision: u64,
+    #[serde(default)]
+    seq: u64,
+    ops: Option<TextOperation>,
+    code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Welcome,
+    Ack,
+    Op,
+    Error,
+    #[serde(other)]
+    Other,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn receive_v1(
     state: &mut State,
@@ -439,49 +524,47 @@ fn receive_v1(
     measuring_from: Instant,
     apply_remote: bool,
 ) {
-    let Ok(message) = serde_json::from_str::<Value>(text) else {
+    let Ok(message) = serde_json::from_str::<Incoming>(text) else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let number = |key: &str| message[key].as_u64().unwrap_or_default();
-    match message["type"].as_str() {
-        Some("welcome") => {
+    match message.kind {
+        Kind::Welcome => {
             state.welcomed = true;
-            state.revision = number("revision");
-            state.text = message["code"].as_str().unwrap_or_default().to_owned();
+            state.revision = message.revision;
+            state.text = Document::new(message.code.as_deref().unwrap_or_default(), 0);
         }
-        Some("ack") => {
+        Kind::Ack => {
             if let Some((seq, _, made)) = state.outstanding.take() {
-                if seq == number("seq") {
-                    let revision = number("revision");
-                    state.revision = revision;
+                if seq == message.seq {
+                    state.revision = message.revision;
                     if made >= measuring_from {
                         stats.record_ack(now.saturating_duration_since(made));
                     }
-                    room.acknowledged(revision.to_string(), made, stats, measuring_from);
+                    room.acknowledged(message.revision, made, &mut state.arrivals, measuring_from);
                 } else {
                     state.outstanding = Some((seq, TextOperation::new(), made));
                 }
             }
             state.send_buffer(outgoing, stats);
         }
-        Some("op") => {
-            let revision = number("revision");
-            room.arrived(revision.to_string(), now, stats, measuring_from);
+        Kind::Op => {
+            room.arrived(message.revision, now, &mut state.arrivals, measuring_from);
             if apply_remote {
-                let applied = serde_json::from_value::<TextOperation>(message["ops"].clone())
-                    .map_err(|_| ())
+                let applied = message
+                    .ops
+                    .ok_or(())
                     .and_then(|operation| state.apply_remote(operation));
                 if applied.is_err() {
                     stats.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            state.revision = revision;
+            state.revision = message.revision;
         }
-        Some("error") => {
+        Kind::Error => {
             stats.errors.fetch_add(1, Ordering::Relaxed);
         }
-        _ => {}
+        Kind::Other => {}
     }
 }
 
@@ -498,20 +581,24 @@ fn receive_plain(
     for key in marker_keys(text) {
         if let Some(made) = state.pending_markers.remove(key) {
             mine.push((key.to_owned(), made));
-        } else if state.seen_markers.insert(key.to_owned()) {
-            room.arrived(key.to_owned(), now, stats, measuring_from);
+        } else if state.seen_markers.insert(key.to_owned())
+            && let Some(number) = marker_number(key)
+        {
+            room.arrived(number, now, &mut state.arrivals, measuring_from);
         }
     }
     for (key, made) in mine {
         if made >= measuring_from {
             stats.record_ack(now.saturating_duration_since(made));
         }
-        lock(&room.acked_markers).push(key.clone());
-        room.acknowledged(key, made, stats, measuring_from);
+        if let Some(number) = marker_number(&key) {
+            room.acknowledged(number, made, &mut state.arrivals, measuring_from);
+        }
+        lock(&room.acked_markers).push(key);
     }
     // Take the server's buffer once it holds every edit of ours, so that a buffer crossing
     // ours on the wire does not undo what was just typed.
     if state.pending_markers.is_empty() {
-        state.text = text.to_owned();
+        state.text = Document::new(text, 0);
     }
 }
