@@ -33,6 +33,8 @@ pub struct State {
     pub participants: Vec<Value>,
     pub closed: bool,
     pub welcomed: bool,
+    /// Frames that held several messages.
+    pub batched_frames: u64,
 }
 
 /// A connected client.
@@ -149,7 +151,21 @@ impl State {
 impl V1Client {
     /// Connects to `room`, optionally as `client_id` resuming from `state`.
     pub async fn connect(ws_url: &str, room: &str, resume: Option<State>) -> Self {
+        Self::connect_with(ws_url, room, resume, false).await
+    }
+
+    /// Connects like [`Self::connect`]; with `batch`, asks for batched frames and reads the
+    /// messages of each array in order.
+    pub async fn connect_with(
+        ws_url: &str,
+        room: &str,
+        resume: Option<State>,
+        batch: bool,
+    ) -> Self {
         let mut url = format!("{ws_url}/ws/{room}?name=tester");
+        if batch {
+            url.push_str("&batch=1");
+        }
         if let Some(state) = &resume {
             url.push_str(&format!(
                 "&clientId={}&since={}",
@@ -187,7 +203,23 @@ impl V1Client {
                 while let Some(Ok(frame)) = stream.next().await {
                     if let Message::Text(text) = frame {
                         let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                        lock(&state).receive(&message, &outgoing);
+                        let messages = match message {
+                            Value::Array(messages) => {
+                                let mut state = lock(&state);
+                                state.batched_frames += 1;
+                                // Arrays only for a client that asked, and never of one.
+                                if !batch || messages.len() < 2 {
+                                    state
+                                        .errors
+                                        .push(json!({"unexpected frame": text.as_str()}));
+                                }
+                                messages
+                            }
+                            single => vec![single],
+                        };
+                        for message in &messages {
+                            lock(&state).receive(message, &outgoing);
+                        }
                         changed.notify_waiters();
                     }
                 }

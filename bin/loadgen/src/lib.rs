@@ -36,6 +36,9 @@ pub struct Options {
     pub duration: Duration,
     pub warmup: Duration,
     pub protocol: Protocol,
+    /// duet.v1: ask for batched frames (`?batch=1`: several messages in one frame, as a JSON
+    /// array).
+    pub batch: bool,
     /// Edits replayed from an editing trace instead of generated typing.
     pub trace: Option<Arc<pattern::Trace>>,
     /// Whether to check convergence against `GET /rooms/{id}` (a bare relay keeps no text).

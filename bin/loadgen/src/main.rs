@@ -49,6 +49,9 @@ struct Args {
     /// Also run the same load against a bare relay started in this process.
     #[arg(long)]
     baseline: bool,
+    /// duet.v1: one frame per message (do not ask for batched frames).
+    #[arg(long)]
+    no_batch: bool,
 }
 
 #[tokio::main]
@@ -85,6 +88,7 @@ async fn run(args: &Args) -> Result<bool, String> {
             ProtocolArg::Plain => Protocol::Plain,
             ProtocolArg::V1 => Protocol::V1,
         },
+        batch: !args.no_batch,
         trace,
         check_convergence: true,
         progress: !args.json,

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use duet_infra_ws::FrameBatch;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -82,14 +83,16 @@ async fn create(State(relay): State<Relay>) -> Response {
 async fn connect(
     State(relay): State<Relay>,
     Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let upgrade = upgrade.protocols(["duet.v1"]);
     let v1 = upgrade.selected_protocol().is_some();
-    upgrade.on_upgrade(move |socket| serve(relay, room, socket, v1))
+    let batch = v1 && query.get("batch").is_some_and(|value| value == "1");
+    upgrade.on_upgrade(move |socket| serve(relay, room, socket, v1, batch))
 }
 
-async fn serve(relay: Relay, room: String, socket: WebSocket, v1: bool) {
+async fn serve(relay: Relay, room: String, socket: WebSocket, v1: bool, batch: bool) {
     let id = {
         let mut next = lock(&relay.next);
         *next += 1;
@@ -106,10 +109,31 @@ async fn serve(relay: Relay, room: String, socket: WebSocket, v1: bool) {
         }
         entry.members.insert(id, outbox);
     }
+    // Written as Duet writes: everything queued goes in one write, batched for a client that
+    // asked for it.
     let writer = tokio::spawn(async move {
-        while let Some(frame) = frames.recv().await {
-            if sink.send(frame).await.is_err() {
-                break;
+        while let Some(first) = frames.recv().await {
+            let mut gathered = FrameBatch::default();
+            let mut next = Some(first);
+            while let Some(frame) = next {
+                let full = match frame {
+                    Message::Text(text) if batch => gathered.add(text),
+                    other => Some(other),
+                };
+                if let Some(full) = full
+                    && sink.feed(full).await.is_err()
+                {
+                    return;
+                }
+                next = frames.try_recv().ok();
+            }
+            if let Some(rest) = gathered.take()
+                && sink.feed(rest).await.is_err()
+            {
+                return;
+            }
+            if sink.flush().await.is_err() {
+                return;
             }
         }
     });

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use duet_domain::{Document, TextOperation};
-use serde::Deserialize;
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -53,7 +53,13 @@ impl Room {
         }
     }
 
-    fn acknowledged(&self, key: u64, made: Instant, arrivals: &mut Arrivals, measuring_from: Instant) {
+    fn acknowledged(
+        &self,
+        key: u64,
+        made: Instant,
+        arrivals: &mut Arrivals,
+        measuring_from: Instant,
+    ) {
         self.acked.fetch_add(1, Ordering::Relaxed);
         if made < measuring_from {
             return;
@@ -216,7 +222,8 @@ impl Typist {
         stats: Arc<Stats>,
         measuring_from: Instant,
     ) -> Result<Self, String> {
-        let url = format!("{ws_base}/ws/{}?name=typist-{index}", room.id);
+        let batch = if options.batch { "&batch=1" } else { "" };
+        let url = format!("{ws_base}/ws/{}?name=typist-{index}{batch}", room.id);
         let mut request = url
             .as_str()
             .into_client_request()
@@ -524,10 +531,41 @@ fn receive_v1(
     measuring_from: Instant,
     apply_remote: bool,
 ) {
-    let Ok(message) = serde_json::from_str::<Incoming>(text) else {
+    // A batched frame holds a JSON array of messages, in order.
+    let messages = if text.starts_with('[') {
+        serde_json::from_str::<Vec<Incoming>>(text)
+    } else {
+        serde_json::from_str::<Incoming>(text).map(|message| vec![message])
+    };
+    let Ok(messages) = messages else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    for message in messages {
+        handle_v1(
+            state,
+            message,
+            now,
+            room,
+            stats,
+            outgoing,
+            measuring_from,
+            apply_remote,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_v1(
+    state: &mut State,
+    message: Incoming,
+    now: Instant,
+    room: &Room,
+    stats: &Stats,
+    outgoing: &mpsc::UnboundedSender<Message>,
+    measuring_from: Instant,
+    apply_remote: bool,
+) {
     match message.kind {
         Kind::Welcome => {
             state.welcomed = true;

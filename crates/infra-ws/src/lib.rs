@@ -32,6 +32,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use hub::{Hubs, REPLACED, ROOM_DELETED};
 pub use protocol::SUBPROTOCOL;
+pub use ws::FrameBatch;
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

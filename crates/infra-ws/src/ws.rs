@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -37,6 +37,8 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 /// The longest display name kept.
 const MAX_NAME: usize = 64;
+/// The most message bytes gathered into one batched frame.
+const BATCH_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +46,8 @@ pub struct ConnectParams {
     name: Option<String>,
     client_id: Option<String>,
     since: Option<u64>,
+    /// `1`/`true`: the client reads frames holding a JSON array of messages (duet.v1 only).
+    batch: Option<String>,
 }
 
 /// `GET /ws/{roomId}`: checks the room, joins it, then upgrades.
@@ -89,6 +93,17 @@ pub async fn connect(
                 error.to_string(),
             )
         })?;
+    let batch = match params.batch.as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("batch must be 1, true, 0 or false, not {other:?}"),
+            ));
+        }
+    };
     let upgrade = upgrade.protocols([SUBPROTOCOL]);
     let protocol = if upgrade.selected_protocol().is_some() {
         Protocol::V1
@@ -129,6 +144,7 @@ pub async fn connect(
                 membership,
                 autocomplete,
                 protocol,
+                batch: batch && protocol == Protocol::V1,
                 limit: settings.max_frame_bytes,
                 ping_interval: settings.ping_interval,
                 started: Instant::now(),
@@ -150,6 +166,8 @@ struct Connection {
     membership: Membership,
     autocomplete: Autocomplete,
     protocol: Protocol,
+    /// Messages queued together go out as one frame holding a JSON array of them.
+    batch: bool,
     limit: usize,
     ping_interval: Duration,
     started: Instant,
@@ -393,18 +411,88 @@ impl Connection {
             let Some(frame) = frame else {
                 return std::future::pending().await;
             };
-            let mut closing = matches!(frame, Message::Close(_));
-            if sink.feed(frame).await.is_err() {
-                return Ending::Gone;
-            }
-            while !closing && let Ok(frame) = frames.try_recv() {
-                closing = matches!(frame, Message::Close(_));
-                if sink.feed(frame).await.is_err() {
+            // Everything queued by now goes in one write; for a batching client, runs of
+            // messages go in one frame each.
+            let mut closing = false;
+            let mut batch = FrameBatch::default();
+            let mut next = Some(frame);
+            while let Some(frame) = next {
+                let sent = match frame {
+                    Message::Text(text) if self.batch => match batch.add(text) {
+                        Some(full) => sink.feed(full).await,
+                        None => Ok(()),
+                    },
+                    other => {
+                        closing = matches!(other, Message::Close(_));
+                        match batch.take() {
+                            Some(gathered) => match sink.feed(gathered).await {
+                                Ok(()) => sink.feed(other).await,
+                                Err(error) => Err(error),
+                            },
+                            None => sink.feed(other).await,
+                        }
+                    }
+                };
+                if sent.is_err() {
                     return Ending::Gone;
                 }
+                next = if closing {
+                    None
+                } else {
+                    frames.try_recv().ok()
+                };
+            }
+            if let Some(gathered) = batch.take()
+                && sink.feed(gathered).await.is_err()
+            {
+                return Ending::Gone;
             }
             if sink.flush().await.is_err() || closing {
                 return Ending::Gone;
+            }
+        }
+    }
+}
+
+/// Messages gathered for one frame, for a client that reads batches: one message is sent as
+/// it is, several as a JSON array of them (at most 64 KiB of messages per frame).
+#[derive(Default)]
+pub struct FrameBatch {
+    messages: Vec<Utf8Bytes>,
+    bytes: usize,
+}
+
+impl FrameBatch {
+    /// Adds a message; returns the frame of those before it when this one would make the
+    /// frame too large.
+    pub fn add(&mut self, message: Utf8Bytes) -> Option<Message> {
+        let full = if self.bytes + message.len() > BATCH_BYTES {
+            self.take()
+        } else {
+            None
+        };
+        self.bytes += message.len() + 1;
+        self.messages.push(message);
+        full
+    }
+
+    /// The frame for the messages gathered, if any.
+    pub fn take(&mut self) -> Option<Message> {
+        let bytes = std::mem::take(&mut self.bytes);
+        match self.messages.len() {
+            0 => None,
+            1 => self.messages.pop().map(Message::Text),
+            _ => {
+                let mut array = String::with_capacity(bytes + 2);
+                array.push('[');
+                for (index, message) in self.messages.drain(..).enumerate() {
+                    if index > 0 {
+                        array.push(',');
+                    }
+                    array.push_str(message.as_str());
+                }
+                array.push(']');
+                Some(Message::Text(array.into()))
             }
         }
     }
@@ -436,4 +524,58 @@ async fn close(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(frame: Option<Message>) -> String {
+        match frame {
+            Some(Message::Text(text)) => text.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_message_goes_alone_and_several_go_as_an_array_in_order() {
+        let mut batch = FrameBatch::default();
+        assert!(batch.take().is_none());
+        assert!(
+            batch
+                .add(r#"{"type":"ack","seq":1,"revision":1}"#.into())
+                .is_none()
+        );
+        assert_eq!(text(batch.take()), r#"{"type":"ack","seq":1,"revision":1}"#);
+        for revision in 2..5 {
+            let message = format!(r#"{{"type":"op","revision":{revision}}}"#);
+            assert!(batch.add(message.into()).is_none());
+        }
+        let array: serde_json::Value = serde_json::from_str(&text(batch.take())).unwrap();
+        assert_eq!(
+            array,
+            serde_json::json!([
+                {"type": "op", "revision": 2},
+                {"type": "op", "revision": 3},
+                {"type": "op", "revision": 4}
+            ])
+        );
+        assert!(batch.take().is_none(), "taking empties the batch");
+    }
+
+    #[test]
+    fn a_batch_that_would_grow_past_its_limit_is_handed_back_first() {
+        let mut batch = FrameBatch::default();
+        let large = format!(r#""{}""#, "x".repeat(BATCH_BYTES / 2));
+        assert!(batch.add(large.clone().into()).is_none());
+        // The second would take the frame past the limit: the first goes out alone.
+        assert_eq!(text(batch.add(large.clone().into())), large);
+        assert!(batch.add("1".into()).is_none());
+        let rest: serde_json::Value = serde_json::from_str(&text(batch.take())).unwrap();
+        assert_eq!(rest.as_array().map(Vec::len), Some(2));
+        // A message larger than the limit still goes, alone.
+        let huge = format!(r#""{}""#, "y".repeat(BATCH_BYTES * 2));
+        assert!(batch.add(huge.clone().into()).is_none());
+        assert_eq!(text(batch.take()), huge);
+    }
 }

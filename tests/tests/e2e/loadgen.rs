@@ -16,6 +16,7 @@ fn options(url: String) -> Options {
         warmup: Duration::from_millis(500),
         protocol: Protocol::V1,
         trace: None,
+        batch: true,
         check_convergence: true,
         progress: false,
     }

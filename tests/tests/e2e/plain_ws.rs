@@ -131,6 +131,18 @@ async fn unknown_and_malformed_rooms_are_refused_before_the_upgrade(backend: Bac
     }
     // A plain GET without the upgrade is told to upgrade, once the room is known to exist.
     let room = server.create_room(json!({})).await;
+    // A query the server cannot read is refused with its code, before the upgrade.
+    let path = format!("/ws/{room}?batch=maybe");
+    match tokio_tungstenite::connect_async(server.ws_url(&path)).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 400);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON error body");
+            assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+        }
+        other => panic!("{path}: expected an HTTP refusal, got {other:?}"),
+    }
     let response = reqwest::get(server.url(&format!("/ws/{room}")))
         .await
         .expect("answer");

@@ -295,7 +295,9 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
             let room = room.clone();
             tokio::spawn(async move {
                 let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (client as u64 + 1));
-                let mut connection = V1Client::connect(&ws_url, &room, None).await;
+                // Clients 1 and 3 read batched frames (`batch=1`).
+                let batch = client % 2 == 1;
+                let mut connection = V1Client::connect_with(&ws_url, &room, None, batch).await;
                 for step in 0..120 {
                     connection.edit(|text| random_edit(&mut random, text, client));
                     if step % 8 == 7 {
@@ -308,7 +310,8 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
                     // and resume where they were.
                     if client < 2 && step % 30 == 29 {
                         let state: State = connection.disconnect();
-                        connection = V1Client::connect(&ws_url, &room, Some(state)).await;
+                        connection =
+                            V1Client::connect_with(&ws_url, &room, Some(state), batch).await;
                     }
                     tokio::task::yield_now().await;
                 }
