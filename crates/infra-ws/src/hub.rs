@@ -52,9 +52,47 @@ pub struct JoinRequest {
     pub since: Option<u64>,
 }
 
+/// What the room queues for a member.
+pub enum Outgoing {
+    /// One frame.
+    Frame(Message),
+    /// The operations one commit made, shared by every duet.v1 member: each reads its own as
+    /// acknowledgements and the others' as `op` messages. One queue entry per commit, however
+    /// many operations it holds, and one encoding of each.
+    Committed(Arc<[CommitEntry]>),
+}
+
+/// One committed operation, encoded for everyone.
+pub struct CommitEntry {
+    owner: u64,
+    op: Utf8Bytes,
+    ack: Option<Utf8Bytes>,
+}
+
+impl Outgoing {
+    /// The frames this holds for member `member`, in order.
+    pub fn frames(self, member: u64) -> impl Iterator<Item = Message> {
+        let (single, entries) = match self {
+            Self::Frame(frame) => (Some(frame), None),
+            Self::Committed(entries) => (None, Some(entries)),
+        };
+        let committed = entries.into_iter().flat_map(move |entries| {
+            (0..entries.len()).filter_map(move |index| {
+                let entry = &entries[index];
+                if entry.owner == member {
+                    entry.ack.clone().map(Message::Text)
+                } else {
+                    Some(Message::Text(entry.op.clone()))
+                }
+            })
+        });
+        single.into_iter().chain(committed)
+    }
+}
+
 /// What a member receives: frames in order, and a signal that fires when the room drops it.
 pub struct Inbox {
-    pub frames: mpsc::Receiver<Message>,
+    pub frames: mpsc::Receiver<Outgoing>,
     pub kicked: oneshot::Receiver<()>,
 }
 
@@ -65,14 +103,14 @@ pub struct Membership {
     client: ClientId,
     commands: mpsc::Sender<Command>,
     /// The member's own queue, for answers that do not go through the room (suggestions).
-    outbox: mpsc::Sender<Message>,
+    outbox: mpsc::Sender<Outgoing>,
 }
 
 enum Command {
     Join {
         request: JoinRequest,
         member: u64,
-        outbox: mpsc::Sender<Message>,
+        outbox: mpsc::Sender<Outgoing>,
         kick: oneshot::Sender<()>,
         reply: oneshot::Sender<Result<ClientId, GetRoomError>>,
     },
@@ -326,7 +364,7 @@ struct Member {
     client: ClientId,
     name: String,
     protocol: Protocol,
-    outbox: mpsc::Sender<Message>,
+    outbox: mpsc::Sender<Outgoing>,
     _kick: oneshot::Sender<()>,
     selection: Option<Selection>,
     /// Plain members: the revisions of the last buffers queued to them, newest last. Their next
@@ -500,7 +538,7 @@ impl Hub {
                 for member in self.members.values() {
                     let _ = member
                         .outbox
-                        .try_send(close(ROOM_DELETED, "the room was deleted"));
+                        .try_send(Outgoing::Frame(close(ROOM_DELETED, "the room was deleted")));
                 }
                 self.members.clear();
             }
@@ -519,14 +557,17 @@ impl Hub {
         }
     }
 
-    /// Acknowledges, broadcasts and reports what a committed batch did.
+    /// Acknowledges, broadcasts and reports what a committed batch did. The operations go to
+    /// every duet.v1 member as one shared queue entry; anything else (a duplicate's ack, a
+    /// refusal) first sends the operations before it, so every member sees them in order.
     fn publish(&mut self, owners: Vec<Pending>, outcomes: Vec<Outcome>) {
         let mut committed_any = false;
+        let mut entries = Vec::new();
         for (owner, outcome) in owners.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Committed(committed) => {
                     committed_any = true;
-                    self.broadcast_operation(owner.member, owner.seq, &committed);
+                    entries.push(self.commit_entry(owner.member, owner.seq, &committed));
                     if let Some(member) = self.members.get_mut(&owner.member) {
                         member.consecutive_errors = 0;
                         if owner.selection.is_some() {
@@ -535,12 +576,14 @@ impl Hub {
                     }
                 }
                 Outcome::Duplicate { revision } => {
+                    self.broadcast_committed(&mut entries);
                     if let Some(seq) = owner.seq {
                         let ack = ServerMessage::Ack { seq, revision }.encode();
                         self.send(owner.member, Message::Text(ack));
                     }
                 }
                 Outcome::Rejected(error) => {
+                    self.broadcast_committed(&mut entries);
                     let code = match &error {
                         SubmitError::InvalidOperation(_) => "invalid_op",
                         SubmitError::BadRevision { .. } => "bad_revision",
@@ -551,50 +594,51 @@ impl Hub {
                 }
             }
         }
+        self.broadcast_committed(&mut entries);
         if committed_any {
             self.send_plain_code();
         }
     }
 
-    fn broadcast_operation(
+    /// Moves everyone's selection over a committed operation and encodes it, once, both as
+    /// others see it and as its author's acknowledgement.
+    fn commit_entry(
         &mut self,
-        sender: u64,
+        owner: u64,
         seq: Option<u64>,
         committed: &CommittedOperation,
-    ) {
+    ) -> CommitEntry {
         for member in self.members.values_mut() {
             if let Some(selection) = member.selection {
                 member.selection = Some(selection.transform(&committed.operation));
             }
         }
-        // One encoding of the operation, shared by every v1 member but the sender.
-        let frame = Message::Text(ServerMessage::Op(WireOperation::from(committed)).encode());
-        let ack = seq.map(|seq| {
-            Message::Text(
+        CommitEntry {
+            owner,
+            op: ServerMessage::Op(WireOperation::from(committed)).encode(),
+            ack: seq.map(|seq| {
                 ServerMessage::Ack {
                     seq,
                     revision: committed.revision,
                 }
-                .encode(),
-            )
-        });
-        let mut overflowed = Vec::new();
-        for (id, member) in &self.members {
-            if member.protocol != Protocol::V1 {
-                continue;
-            }
-            let message = if *id == sender {
-                match &ack {
-                    Some(ack) => ack.clone(),
-                    None => continue,
-                }
-            } else {
-                frame.clone()
-            };
-            if !deliver(&member.outbox, message) {
-                overflowed.push(*id);
-            }
+                .encode()
+            }),
         }
+    }
+
+    /// Queues the operations gathered in `entries` (emptying it) for every duet.v1 member.
+    fn broadcast_committed(&mut self, entries: &mut Vec<CommitEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let shared: Arc<[CommitEntry]> = std::mem::take(entries).into();
+        let overflowed: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, member)| member.protocol == Protocol::V1)
+            .filter(|(_, member)| !queue(&member.outbox, Outgoing::Committed(Arc::clone(&shared))))
+            .map(|(id, _)| *id)
+            .collect();
         self.drop_members(overflowed);
     }
 
@@ -625,7 +669,7 @@ impl Hub {
         &mut self,
         request: JoinRequest,
         member_id: u64,
-        outbox: mpsc::Sender<Message>,
+        outbox: mpsc::Sender<Outgoing>,
         kick: oneshot::Sender<()>,
     ) -> ClientId {
         let client = request.client.unwrap_or_else(ClientId::generate);
@@ -639,9 +683,10 @@ impl Hub {
             .collect();
         for id in replaced {
             if let Some(old) = self.members.remove(&id) {
-                let _ = old
-                    .outbox
-                    .try_send(close(REPLACED, "replaced by a newer connection"));
+                let _ = old.outbox.try_send(Outgoing::Frame(close(
+                    REPLACED,
+                    "replaced by a newer connection",
+                )));
             }
         }
         let document = self.live.document();
@@ -679,7 +724,7 @@ impl Hub {
         };
         if let Some(first) = first {
             // The queue is new and holds at least two frames.
-            let _ = outbox.try_send(first);
+            let _ = outbox.try_send(Outgoing::Frame(first));
         }
         if request.protocol == Protocol::V1 {
             let joined = ServerMessage::Joined(Participant {
@@ -824,7 +869,7 @@ impl Hub {
         member.consecutive_errors += 1;
         if member.consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
             let frame = close(close_code::POLICY, "too many bad messages");
-            let _ = member.outbox.try_send(frame);
+            let _ = member.outbox.try_send(Outgoing::Frame(frame));
             if let Some(member) = self.members.remove(&member_id) {
                 self.announce_departure(&member);
             }
@@ -884,8 +929,13 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 /// Queues a frame for a member; `false` when its queue is full (it fell behind) or gone.
-fn deliver(outbox: &mpsc::Sender<Message>, frame: Message) -> bool {
-    match outbox.try_send(frame) {
+fn deliver(outbox: &mpsc::Sender<Outgoing>, frame: Message) -> bool {
+    queue(outbox, Outgoing::Frame(frame))
+}
+
+/// Queues anything for a member; `false` when its queue is full or gone.
+fn queue(outbox: &mpsc::Sender<Outgoing>, outgoing: Outgoing) -> bool {
+    match outbox.try_send(outgoing) {
         Ok(()) => true,
         Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
     }
@@ -957,13 +1007,19 @@ impl Membership {
 
     /// Queues a frame for this member directly (an answer only it receives).
     pub fn answer(&self, frame: Message) {
-        let _ = self.outbox.try_send(frame);
+        let _ = self.outbox.try_send(Outgoing::Frame(frame));
     }
 
     /// The member's own queue, for answers sent later from elsewhere.
     #[must_use]
-    pub fn outbox(&self) -> mpsc::Sender<Message> {
+    pub fn outbox(&self) -> mpsc::Sender<Outgoing> {
         self.outbox.clone()
+    }
+
+    /// This member's number in its room, which [`Outgoing::frames`] takes.
+    #[must_use]
+    pub const fn member(&self) -> u64 {
+        self.member
     }
 
     /// Sends the member's selection at `revision`.
@@ -1009,5 +1065,41 @@ impl Drop for Membership {
                 let _ = commands.send(leave).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(outgoing: Outgoing, member: u64) -> Vec<String> {
+        outgoing
+            .frames(member)
+            .map(|frame| match frame {
+                Message::Text(text) => text.as_str().to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_commit_reads_as_acks_for_its_authors_and_ops_for_everyone_else() {
+        let entry = |owner: u64, revision: u64, ack: bool| CommitEntry {
+            owner,
+            op: format!("op{revision}").into(),
+            ack: ack.then(|| format!("ack{revision}").into()),
+        };
+        let shared: Arc<[CommitEntry]> =
+            vec![entry(1, 7, true), entry(2, 8, true), entry(3, 9, false)].into();
+        let committed = || Outgoing::Committed(Arc::clone(&shared));
+        assert_eq!(texts(committed(), 1), ["ack7", "op8", "op9"]);
+        assert_eq!(texts(committed(), 2), ["op7", "ack8", "op9"]);
+        // An edit with nothing to acknowledge (a plain member's) is not echoed to its author.
+        assert_eq!(texts(committed(), 3), ["op7", "op8"]);
+        assert_eq!(texts(committed(), 4), ["op7", "op8", "op9"]);
+        assert_eq!(
+            texts(Outgoing::Frame(Message::Text("alone".into())), 1),
+            ["alone"]
+        );
     }
 }

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
-use crate::hub::{Inbox, JoinRequest, MemberEdit, Membership, Protocol};
+use crate::hub::{Inbox, JoinRequest, MemberEdit, Membership, Outgoing, Protocol};
 use crate::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage};
 
 /// How long a close handshake may take before the connection is dropped anyway.
@@ -186,10 +186,13 @@ impl Connection {
             _ = kicked => {
                 tracing::info!(room = %self.membership.room_id(), "client dropped");
                 // Whatever the room queued last (a close frame, perhaps) still goes out.
-                while let Ok(frame) = frames.try_recv() {
-                    let closing = matches!(frame, Message::Close(_));
-                    if tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await.is_err() || closing {
-                        break;
+                let member = self.membership.member();
+                'queued: while let Ok(outgoing) = frames.try_recv() {
+                    for frame in outgoing.frames(member) {
+                        let closing = matches!(frame, Message::Close(_));
+                        if tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await.is_err() || closing {
+                            break 'queued;
+                        }
                     }
                 }
                 Ending::Gone
@@ -340,7 +343,7 @@ impl Connection {
                 }
                 .encode(),
             };
-            let _ = outbox.try_send(Message::Text(frame));
+            let _ = outbox.try_send(Outgoing::Frame(Message::Text(frame)));
         });
         Ok(())
     }
@@ -388,7 +391,7 @@ impl Connection {
     /// and pings the client when it has been quiet for a while.
     async fn forward(
         &self,
-        frames: &mut tokio::sync::mpsc::Receiver<Message>,
+        frames: &mut tokio::sync::mpsc::Receiver<Outgoing>,
         sink: &mut SplitSink<WebSocket, Message>,
     ) -> Ending {
         let mut pings =
@@ -413,10 +416,21 @@ impl Connection {
             };
             // Everything queued by now goes in one write; for a batching client, runs of
             // messages go in one frame each.
+            let member = self.membership.member();
             let mut closing = false;
             let mut batch = FrameBatch::default();
-            let mut next = Some(frame);
-            while let Some(frame) = next {
+            let mut queued = frame.frames(member);
+            loop {
+                let frame = match queued.next() {
+                    Some(frame) => frame,
+                    None => match frames.try_recv() {
+                        Ok(outgoing) => {
+                            queued = outgoing.frames(member);
+                            continue;
+                        }
+                        Err(_) => break,
+                    },
+                };
                 let sent = match frame {
                     Message::Text(text) if self.batch => match batch.add(text) {
                         Some(full) => sink.feed(full).await,
@@ -436,11 +450,9 @@ impl Connection {
                 if sent.is_err() {
                     return Ending::Gone;
                 }
-                next = if closing {
-                    None
-                } else {
-                    frames.try_recv().ok()
-                };
+                if closing {
+                    break;
+                }
             }
             if let Some(gathered) = batch.take()
                 && sink.feed(gathered).await.is_err()
