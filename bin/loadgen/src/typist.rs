@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::pattern::{self, Pattern};
 use crate::report::Stats;
@@ -74,18 +75,29 @@ impl Room {
         }
     }
 
-    fn arrived(&self, key: u64, at: Instant, arrivals: &mut Arrivals, measuring_from: Instant) {
-        if let Some(made) = read(&self.made).get(&key) {
-            arrivals.record(at.saturating_duration_since(*made));
-            return;
+    /// Times arrivals `(key, when)` against when their edits were made; those whose edit is
+    /// not acknowledged yet wait in `early`.
+    fn resolve(&self, seen: &[(u64, Instant)], latencies: &mut Vec<Duration>) {
+        let mut unknown = Vec::new();
+        {
+            let made = read(&self.made);
+            for (key, at) in seen {
+                match made.get(key) {
+                    Some(made) => latencies.push(at.saturating_duration_since(*made)),
+                    None => unknown.push((*key, *at)),
+                }
+            }
         }
-        if at < measuring_from {
+        if unknown.is_empty() {
             return;
         }
         let mut early = lock(&self.early);
-        match read(&self.made).get(&key) {
-            Some(made) => arrivals.record(at.saturating_duration_since(*made)),
-            None => early.entry(key).or_default().push(at),
+        let made = read(&self.made);
+        for (key, at) in unknown {
+            match made.get(&key) {
+                Some(made) => latencies.push(at.saturating_duration_since(*made)),
+                None => early.entry(key).or_default().push(at),
+            }
         }
     }
 
@@ -108,21 +120,47 @@ impl Room {
 /// per bundle rather than per edit received).
 #[derive(Default)]
 pub struct Arrivals {
+    /// Arrivals not timed yet: (revision or marker number, when).
+    seen: Vec<(u64, Instant)>,
+    /// Timed, not yet in the shared histogram.
     waiting: Vec<Duration>,
+    room: Option<Arc<Room>>,
     stats: Option<Arc<Stats>>,
 }
 
 impl Arrivals {
     const BUNDLE: usize = 256;
 
-    fn record(&mut self, latency: Duration) {
-        self.waiting.push(latency);
-        if self.waiting.len() >= Self::BUNDLE {
-            self.flush();
+    fn new(room: &Arc<Room>, stats: &Arc<Stats>) -> Self {
+        Self {
+            seen: Vec::with_capacity(Self::BUNDLE),
+            waiting: Vec::with_capacity(Self::BUNDLE),
+            room: Some(Arc::clone(room)),
+            stats: Some(Arc::clone(stats)),
         }
     }
 
+    /// An edit of someone else's arrived.
+    fn arrived(&mut self, key: u64, at: Instant, measuring_from: Instant) {
+        // Arriving before the measurement began, it was made before too.
+        if at >= measuring_from {
+            self.seen.push((key, at));
+            if self.seen.len() >= Self::BUNDLE {
+                self.flush();
+            }
+        }
+    }
+
+    /// An edit of someone else's that arrived before its author's acknowledgement.
+    fn record(&mut self, latency: Duration) {
+        self.waiting.push(latency);
+    }
+
     fn flush(&mut self) {
+        if let Some(room) = &self.room {
+            room.resolve(&self.seen, &mut self.waiting);
+        }
+        self.seen.clear();
         if let Some(stats) = &self.stats {
             stats.record_arrivals(&self.waiting);
         }
@@ -234,7 +272,12 @@ impl Typist {
                 "duet.v1".parse().map_err(|_| "bad header")?,
             );
         }
-        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        // tungstenite zeroes a 128 KiB read buffer by default on every read; frames here are
+        // small, so a small buffer saves the generator that work.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(8 * 1024);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .map_err(|error| format!("typist {index} cannot connect: {error}"))?;
         let (mut sink, mut stream) = socket.split();
@@ -242,10 +285,7 @@ impl Typist {
         let state = Arc::new(Mutex::new(State {
             welcomed: options.protocol == Protocol::Plain,
             measuring_from: Some(measuring_from),
-            arrivals: Arrivals {
-                waiting: Vec::with_capacity(Arrivals::BUNDLE),
-                stats: Some(Arc::clone(&stats)),
-            },
+            arrivals: Arrivals::new(&room, &stats),
             ..State::default()
         }));
         let changed = Arc::new(Notify::new());
@@ -587,7 +627,9 @@ fn handle_v1(
             state.send_buffer(outgoing, stats);
         }
         Kind::Op => {
-            room.arrived(message.revision, now, &mut state.arrivals, measuring_from);
+            state
+                .arrivals
+                .arrived(message.revision, now, measuring_from);
             if apply_remote {
                 let applied = message
                     .ops
@@ -622,7 +664,7 @@ fn receive_plain(
         } else if state.seen_markers.insert(key.to_owned())
             && let Some(number) = marker_number(key)
         {
-            room.arrived(number, now, &mut state.arrivals, measuring_from);
+            state.arrivals.arrived(number, now, measuring_from);
         }
     }
     for (key, made) in mine {
