@@ -39,6 +39,8 @@ pub struct Options {
     /// duet.v1: ask for batched frames (`?batch=1`: several messages in one frame, as a JSON
     /// array).
     pub batch: bool,
+    /// An existing room to join instead of creating `rooms` rooms.
+    pub room: Option<String>,
     /// Edits replayed from an editing trace instead of generated typing.
     pub trace: Option<Arc<pattern::Trace>>,
     /// Whether to check convergence against `GET /rooms/{id}` (a bare relay keeps no text).
@@ -55,7 +57,19 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let stats = Arc::new(report::Stats::new());
     let client = reqwest::Client::new();
     let mut rooms = Vec::with_capacity(options.rooms);
-    for _ in 0..options.rooms {
+    if let Some(id) = &options.room {
+        let state: serde_json::Value = client
+            .get(format!("{}/rooms/{id}", options.url))
+            .send()
+            .await
+            .map_err(|error| format!("cannot read room {id}: {error}"))?
+            .json()
+            .await
+            .map_err(|error| format!("room {id} unreadable: {error}"))?;
+        let start = state["revision"].as_u64().ok_or(format!("no room {id}"))?;
+        rooms.push(Arc::new(typist::Room::new(id.clone(), start)));
+    }
+    while rooms.len() < options.rooms && options.room.is_none() {
         let answer = client
             .post(format!("{}/rooms", options.url))
             .body("{}")
@@ -70,7 +84,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             .as_str()
             .ok_or("the server answered no roomId")?
             .to_owned();
-        rooms.push(Arc::new(typist::Room::new(id)));
+        rooms.push(Arc::new(typist::Room::new(id, 0)));
     }
     let ws_base = options.url.replacen("http", "ws", 1);
     let started = Instant::now();

@@ -52,6 +52,9 @@ struct Args {
     /// duet.v1: one frame per message (do not ask for batched frames).
     #[arg(long)]
     no_batch: bool,
+    /// Join this existing room instead of creating rooms (`--rooms` is then ignored).
+    #[arg(long)]
+    room: Option<String>,
 }
 
 #[tokio::main]
@@ -89,6 +92,7 @@ async fn run(args: &Args) -> Result<bool, String> {
             ProtocolArg::V1 => Protocol::V1,
         },
         batch: !args.no_batch,
+        room: args.room.clone(),
         trace,
         check_convergence: true,
         progress: !args.json,

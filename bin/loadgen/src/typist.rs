@@ -27,6 +27,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// at the others. Every typist reads it for every edit that reaches it, so it is read-locked.
 pub struct Room {
     pub id: String,
+    /// The room's revision when the run began.
+    start: u64,
     /// revision (v1) or marker number (plain, see [`marker_number`]) → when the edit was made.
     made: RwLock<HashMap<u64, Instant>>,
     /// Arrivals seen before the edit's time was known.
@@ -44,9 +46,11 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Room {
-    pub fn new(id: String) -> Self {
+    /// A room at `start`, its revision before the run.
+    pub fn new(id: String, start: u64) -> Self {
         Self {
             id,
+            start,
             made: RwLock::default(),
             early: Mutex::default(),
             acked: AtomicU64::new(0),
@@ -105,8 +109,10 @@ impl Room {
     pub fn lost_edits(&self, revision: u64, code: &str) -> u64 {
         let markers = lock(&self.acked_markers);
         if markers.is_empty() {
-            // v1: every acknowledgement names a distinct revision of this fresh room.
-            self.acked.load(Ordering::Relaxed).saturating_sub(revision)
+            // v1: every acknowledgement names a distinct revision made during the run.
+            self.acked
+                .load(Ordering::Relaxed)
+                .saturating_sub(revision.saturating_sub(self.start))
         } else {
             markers
                 .iter()
@@ -198,7 +204,8 @@ pub struct Typist {
     tasks: Vec<JoinHandle<()>>,
     protocol: Protocol,
     pattern: Pattern,
-    interval: Duration,
+    /// Between two edits; `None`: never types.
+    interval: Option<Duration>,
     stats: Arc<Stats>,
     apply_remote: bool,
 }
@@ -359,7 +366,7 @@ impl Typist {
             tasks: vec![writer, reader],
             protocol: options.protocol,
             pattern,
-            interval: Duration::from_secs_f64(1.0 / options.rate.max(0.001)),
+            interval: (options.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / options.rate)),
             stats,
             apply_remote: options.check_convergence,
         };
@@ -389,12 +396,15 @@ impl Typist {
         .is_ok()
     }
 
-    /// Types at the configured rate until `stop_at`.
+    /// Types at the configured rate until `stop_at` (a rate of 0: stays idle).
     pub async fn type_until(mut self, stop_at: Instant) -> Self {
+        let Some(interval) = self.interval else {
+            tokio::time::sleep_until(stop_at.into()).await;
+            return self;
+        };
         // Typists start spread over one interval, as people do not type in step.
-        let offset = self.interval.mul_f64((self.index % 97) as f64 / 97.0);
-        let mut ticks =
-            tokio::time::interval_at(tokio::time::Instant::now() + offset, self.interval);
+        let offset = interval.mul_f64((self.index % 97) as f64 / 97.0);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

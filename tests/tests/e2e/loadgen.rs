@@ -17,6 +17,7 @@ fn options(url: String) -> Options {
         protocol: Protocol::V1,
         trace: None,
         batch: true,
+        room: None,
         check_convergence: true,
         progress: false,
     }
@@ -42,8 +43,6 @@ async fn a_short_load_run_converges_with_nothing_lost(backend: Backend) {
     server.stop().await;
 }
 
-on_both_databases!(a_short_load_run_converges_with_nothing_lost);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_relay_carries_the_same_load() {
     let relay = relay::start().await.expect("the relay starts");
@@ -53,3 +52,44 @@ async fn the_baseline_relay_carries_the_same_load() {
     assert!(report.edits_acked > 100, "{}", report.table("relay"));
     assert_eq!(report.errors, 0, "{}", report.table("relay"));
 }
+
+/// Typists joining a room that already holds code and history (`--room`), one of them idle
+/// (`--rate 0`): they converge on it and the lost-edit count covers only the run's edits.
+async fn typists_join_an_existing_room(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let room = server
+        .create_room(serde_json::json!({"code": "fn main() {}\n"}))
+        .await;
+    let url = format!("http://{}", server.address);
+    let mut first = options(url.clone());
+    first.room = Some(room.clone());
+    first.clients_per_room = 2;
+    let report = duet_loadgen::run(&first).await.expect("the load runs");
+    assert!(
+        report.converged && report.lost_edits == 0,
+        "{}",
+        report.table("first")
+    );
+    assert!(report.edits_acked > 20, "{}", report.table("first"));
+    let before = server.room(&room).await;
+    // An idle typist changes nothing and still agrees with the room.
+    let mut idle = options(url);
+    idle.room = Some(room.clone());
+    idle.clients_per_room = 1;
+    idle.rate = 0.0;
+    idle.duration = Duration::from_millis(300);
+    idle.warmup = Duration::ZERO;
+    let report = duet_loadgen::run(&idle).await.expect("the idle run");
+    assert!(report.converged, "{}", report.table("idle"));
+    assert_eq!(report.edits_sent, 0, "{}", report.table("idle"));
+    assert_eq!(server.room(&room).await["revision"], before["revision"]);
+    server.stop().await;
+}
+
+on_both_databases!(
+    a_short_load_run_converges_with_nothing_lost,
+    typists_join_an_existing_room
+);
