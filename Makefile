@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint migrate bench load
+.PHONY: run test lint migrate bench load memory
 
 run:
 	cargo run --release -p duet-server
@@ -18,3 +18,6 @@ bench:
 
 load:
 	scripts/load.sh
+
+memory:
+	scripts/memory.sh
