@@ -9,7 +9,10 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use sea_orm::DbBackend;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::operation_entity::{self, Entity as Operations};
 use crate::room_entity::{self, Column, Entity as Rooms};
@@ -32,6 +35,10 @@ struct Append {
 
 /// How many rooms' appends share one transaction at most.
 const APPENDS_PER_COMMIT: usize = 512;
+/// Transactions in flight at once on PostgreSQL: rooms are independent (each room waits for
+/// its own append before sending the next), and PostgreSQL flushes concurrent commits
+/// together, so appends arriving during a commit need not wait for it. SQLite has one writer.
+const POSTGRES_COMMITTERS: usize = 4;
 
 impl SqlRoomRepository {
     /// A store on an open, migrated connection (see [`crate::connect`]). It starts the task
@@ -39,7 +46,14 @@ impl SqlRoomRepository {
     #[must_use]
     pub fn new(connection: DatabaseConnection) -> Self {
         let (appends, queue) = mpsc::channel(4 * APPENDS_PER_COMMIT);
-        tokio::spawn(commit_appends(connection.clone(), queue));
+        let committers = match connection.get_database_backend() {
+            DbBackend::Postgres => POSTGRES_COMMITTERS,
+            _ => 1,
+        };
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..committers {
+            tokio::spawn(commit_appends(connection.clone(), Arc::clone(&queue)));
+        }
         Self {
             connection,
             appends,
@@ -51,9 +65,16 @@ impl SqlRoomRepository {
 /// rooms, one flush to disk then carries the edits of hundreds of rooms instead of one. When a
 /// shared transaction fails, each append is retried alone so that the error reaches only the
 /// room that caused it.
-async fn commit_appends(connection: DatabaseConnection, mut queue: mpsc::Receiver<Append>) {
+async fn commit_appends(connection: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
     let mut batch = Vec::with_capacity(APPENDS_PER_COMMIT);
-    while queue.recv_many(&mut batch, APPENDS_PER_COMMIT).await > 0 {
+    // One committer takes what is queued while the others are busy writing.
+    while queue
+        .lock()
+        .await
+        .recv_many(&mut batch, APPENDS_PER_COMMIT)
+        .await
+        > 0
+    {
         let appends = std::mem::take(&mut batch);
         if appends.len() > 1 && write_appends(&connection, &appends).await.is_ok() {
             for append in appends {
