@@ -21,9 +21,18 @@ const NEAR: usize = 16;
 pub struct Document {
     rope: Rope,
     revision: u64,
-    /// Where the last edit ended, as (UTF-16 units, characters): a known boundary. Typing
-    /// edits at the cursor, so the next edit usually starts there and needs no rope lookup.
-    cursor: Option<(usize, usize)>,
+    /// Where the last edit ended: a known boundary. Typing edits at the cursor, so the next
+    /// edit usually starts there (or just before it) and needs no rope lookup.
+    cursor: Option<Cursor>,
+}
+
+/// A position known in both units, with the width of the character before it when known.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    units: usize,
+    chars: usize,
+    /// UTF-16 units of the character just before (the last one inserted there).
+    before: Option<usize>,
 }
 
 impl PartialEq for Document {
@@ -76,10 +85,17 @@ impl Document {
         if position > length {
             return Err(OperationError::PastEnd { position });
         }
-        if let Some((units, chars)) = self.cursor
-            && units == position
-        {
-            return Ok(chars);
+        if let Some(cursor) = self.cursor {
+            if cursor.units == position {
+                return Ok(cursor.chars);
+            }
+            // Backspace right after typing: the character before is the one typed.
+            if cursor
+                .before
+                .is_some_and(|width| cursor.units == position + width)
+            {
+                return Ok(cursor.chars - 1);
+            }
         }
         // Without characters outside the BMP, UTF-16 units and characters are one and the same.
         if length == self.rope.len_chars() {
@@ -87,7 +103,7 @@ impl Document {
         }
         // A little before the last edit's end (a backspace, say): step back from there, one
         // lookup instead of two.
-        if let Some((units, chars)) = self.cursor
+        if let Some(Cursor { units, chars, .. }) = self.cursor
             && position < units
             && units - position <= NEAR
         {
@@ -178,10 +194,11 @@ impl Document {
             let added = inserted.chars().count();
             let added16 = utf16_len(inserted);
             // Where this change ends, in both units: known without looking it up.
-            cursor = Some((
-                start16.saturating_add_signed(shift16) + added16,
-                start + added,
-            ));
+            cursor = Some(Cursor {
+                units: start16.saturating_add_signed(shift16) + added16,
+                chars: start + added,
+                before: inserted.chars().next_back().map(char::len_utf16),
+            });
             shift += isize::try_from(added).unwrap_or(isize::MAX)
                 - isize::try_from(deleted).unwrap_or(isize::MAX);
             shift16 += isize::try_from(added16).unwrap_or(isize::MAX)
@@ -295,6 +312,19 @@ mod tests {
         assert_eq!(document, before);
         let whole = TextOperation::new().retain(1).delete(2).retain(2);
         document.apply(&whole).expect("applies");
+        assert_eq!(document.text(), "é😀");
+        // Typing an emoji, then half of it, then all of it, right after typing it.
+        document
+            .apply(&TextOperation::new().retain(3).insert("🎉"))
+            .expect("applies");
+        let half = TextOperation::new().retain(4).delete(1);
+        assert_eq!(
+            document.apply(&half),
+            Err(OperationError::SplitsSurrogatePair { position: 4 })
+        );
+        document
+            .apply(&TextOperation::new().retain(3).delete(2))
+            .expect("applies");
         assert_eq!(document.text(), "é😀");
         // Farther back than the stepping distance, and at the very start.
         let mut long = Document::new("", 0);
