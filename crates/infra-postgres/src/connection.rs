@@ -132,6 +132,9 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectErr
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
+        // A connection in steady use is not pinged before each transaction (a round trip
+        // less per commit); one idle for a while still is, so a restarted database is noticed.
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
     let connection = Database::connect(options)
         .await
