@@ -592,69 +592,51 @@ fn receive_v1(
         return;
     };
     for message in messages {
-        handle_v1(
-            state,
-            message,
-            now,
-            room,
-            stats,
-            outgoing,
-            measuring_from,
-            apply_remote,
-        );
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn handle_v1(
-    state: &mut State,
-    message: Incoming,
-    now: Instant,
-    room: &Room,
-    stats: &Stats,
-    outgoing: &mpsc::UnboundedSender<Message>,
-    measuring_from: Instant,
-    apply_remote: bool,
-) {
-    match message.kind {
-        Kind::Welcome => {
-            state.welcomed = true;
-            state.revision = message.revision;
-            state.text = Document::new(message.code.as_deref().unwrap_or_default(), 0);
-        }
-        Kind::Ack => {
-            if let Some((seq, _, made)) = state.outstanding.take() {
-                if seq == message.seq {
-                    state.revision = message.revision;
-                    if made >= measuring_from {
-                        stats.record_ack(now.saturating_duration_since(made));
+        match message.kind {
+            Kind::Welcome => {
+                state.welcomed = true;
+                state.revision = message.revision;
+                state.text = Document::new(message.code.as_deref().unwrap_or_default(), 0);
+            }
+            Kind::Ack => {
+                if let Some((seq, _, made)) = state.outstanding.take() {
+                    if seq == message.seq {
+                        state.revision = message.revision;
+                        if made >= measuring_from {
+                            stats.record_ack(now.saturating_duration_since(made));
+                        }
+                        room.acknowledged(
+                            message.revision,
+                            made,
+                            &mut state.arrivals,
+                            measuring_from,
+                        );
+                    } else {
+                        state.outstanding = Some((seq, TextOperation::new(), made));
                     }
-                    room.acknowledged(message.revision, made, &mut state.arrivals, measuring_from);
-                } else {
-                    state.outstanding = Some((seq, TextOperation::new(), made));
                 }
+                state.send_buffer(outgoing, stats);
             }
-            state.send_buffer(outgoing, stats);
-        }
-        Kind::Op => {
-            state
-                .arrivals
-                .arrived(message.revision, now, measuring_from);
-            if apply_remote {
-                let applied = message
-                    .ops
-                    .ok_or(())
-                    .and_then(|operation| state.apply_remote(operation));
-                if applied.is_err() {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
+            Kind::Op => {
+                state
+                    .arrivals
+                    .arrived(message.revision, now, measuring_from);
+                if apply_remote {
+                    let applied = message
+                        .ops
+                        .ok_or(())
+                        .and_then(|operation| state.apply_remote(operation));
+                    if applied.is_err() {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+                state.revision = message.revision;
             }
-            state.revision = message.revision;
+            Kind::Error => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Kind::Other => {}
         }
-        Kind::Error => {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        Kind::Other => {}
     }
 }
 
