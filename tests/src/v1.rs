@@ -33,8 +33,6 @@ pub struct State {
     pub participants: Vec<Value>,
     pub closed: bool,
     pub welcomed: bool,
-    /// Frames that held several messages.
-    pub batched_frames: u64,
 }
 
 /// A connected client.
@@ -205,11 +203,9 @@ impl V1Client {
                         let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
                         let messages = match message {
                             Value::Array(messages) => {
-                                let mut state = lock(&state);
-                                state.batched_frames += 1;
                                 // Arrays only for a client that asked, and never of one.
                                 if !batch || messages.len() < 2 {
-                                    state
+                                    lock(&state)
                                         .errors
                                         .push(json!({"unexpected frame": text.as_str()}));
                                 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use duet_infra_ws::FrameBatch;
+use duet_infra_ws::send_queued;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -113,23 +113,9 @@ async fn serve(relay: Relay, room: String, socket: WebSocket, v1: bool, batch: b
     // asked for it.
     let writer = tokio::spawn(async move {
         while let Some(first) = frames.recv().await {
-            let mut gathered = FrameBatch::default();
-            let mut next = Some(first);
-            while let Some(frame) = next {
-                let full = match frame {
-                    Message::Text(text) if batch => gathered.add(text),
-                    other => Some(other),
-                };
-                if let Some(full) = full
-                    && sink.feed(full).await.is_err()
-                {
-                    return;
-                }
-                next = frames.try_recv().ok();
-            }
-            if let Some(rest) = gathered.take()
-                && sink.feed(rest).await.is_err()
-            {
+            let queued =
+                std::iter::once(first).chain(std::iter::from_fn(|| frames.try_recv().ok()));
+            if send_queued(&mut sink, queued, batch).await.is_err() {
                 return;
             }
             if sink.flush().await.is_err() {

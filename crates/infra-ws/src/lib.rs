@@ -32,7 +32,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use hub::{Hubs, REPLACED, ROOM_DELETED};
 pub use protocol::SUBPROTOCOL;
-pub use ws::FrameBatch;
+pub use ws::send_queued;
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -414,51 +414,15 @@ impl Connection {
             let Some(frame) = frame else {
                 return std::future::pending().await;
             };
-            // Everything queued by now goes in one write; for a batching client, runs of
-            // messages go in one frame each.
+            // Everything queued by now goes in one write.
             let member = self.membership.member();
-            let mut closing = false;
-            let mut batch = FrameBatch::default();
-            let mut queued = frame.frames(member);
-            loop {
-                let frame = match queued.next() {
-                    Some(frame) => frame,
-                    None => match frames.try_recv() {
-                        Ok(outgoing) => {
-                            queued = outgoing.frames(member);
-                            continue;
-                        }
-                        Err(_) => break,
-                    },
-                };
-                let sent = match frame {
-                    Message::Text(text) if self.batch => match batch.add(text) {
-                        Some(full) => sink.feed(full).await,
-                        None => Ok(()),
-                    },
-                    other => {
-                        closing = matches!(other, Message::Close(_));
-                        match batch.take() {
-                            Some(gathered) => match sink.feed(gathered).await {
-                                Ok(()) => sink.feed(other).await,
-                                Err(error) => Err(error),
-                            },
-                            None => sink.feed(other).await,
-                        }
-                    }
-                };
-                if sent.is_err() {
-                    return Ending::Gone;
-                }
-                if closing {
-                    break;
-                }
-            }
-            if let Some(gathered) = batch.take()
-                && sink.feed(gathered).await.is_err()
-            {
+            let queued = frame.frames(member).chain(
+                std::iter::from_fn(|| frames.try_recv().ok())
+                    .flat_map(move |outgoing| outgoing.frames(member)),
+            );
+            let Ok(closing) = send_queued(sink, queued, self.batch).await else {
                 return Ending::Gone;
-            }
+            };
             if sink.flush().await.is_err() || closing {
                 return Ending::Gone;
             }
@@ -466,10 +430,50 @@ impl Connection {
     }
 }
 
+/// Feeds `frames` to `sink` without flushing, up to and including a close frame; with `batch`,
+/// each run of text messages goes as one frame holding a JSON array of them. Returns whether a
+/// close frame was sent.
+///
+/// # Errors
+/// The sink's error.
+pub async fn send_queued<S>(
+    sink: &mut S,
+    frames: impl Iterator<Item = Message>,
+    batch: bool,
+) -> Result<bool, S::Error>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let mut gathered = FrameBatch::default();
+    for frame in frames {
+        match frame {
+            Message::Text(text) if batch => {
+                if let Some(full) = gathered.add(text) {
+                    sink.feed(full).await?;
+                }
+            }
+            other => {
+                if let Some(run) = gathered.take() {
+                    sink.feed(run).await?;
+                }
+                let closing = matches!(other, Message::Close(_));
+                sink.feed(other).await?;
+                if closing {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    if let Some(run) = gathered.take() {
+        sink.feed(run).await?;
+    }
+    Ok(false)
+}
+
 /// Messages gathered for one frame, for a client that reads batches: one message is sent as
 /// it is, several as a JSON array of them (at most 64 KiB of messages per frame).
 #[derive(Default)]
-pub struct FrameBatch {
+struct FrameBatch {
     messages: Vec<Utf8Bytes>,
     bytes: usize,
 }
@@ -477,7 +481,7 @@ pub struct FrameBatch {
 impl FrameBatch {
     /// Adds a message; returns the frame of those before it when this one would make the
     /// frame too large.
-    pub fn add(&mut self, message: Utf8Bytes) -> Option<Message> {
+    fn add(&mut self, message: Utf8Bytes) -> Option<Message> {
         let full = if self.bytes + message.len() > BATCH_BYTES {
             self.take()
         } else {
@@ -489,7 +493,7 @@ impl FrameBatch {
     }
 
     /// The frame for the messages gathered, if any.
-    pub fn take(&mut self) -> Option<Message> {
+    fn take(&mut self) -> Option<Message> {
         let bytes = std::mem::take(&mut self.bytes);
         match self.messages.len() {
             0 => None,
@@ -573,6 +577,78 @@ mod tests {
             ])
         );
         assert!(batch.take().is_none(), "taking empties the batch");
+    }
+
+    /// A sink that keeps what it is fed.
+    #[derive(Default)]
+    struct Recorder(Vec<Message>);
+
+    impl futures_util::Sink<Message> for Recorder {
+        type Error = std::convert::Infallible;
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(
+            mut self: std::pin::Pin<&mut Self>,
+            item: Message,
+        ) -> Result<(), Self::Error> {
+            self.0.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_in_order_and_stop_at_a_close() {
+        let queued = || {
+            vec![
+                Message::Text("1".into()),
+                Message::Text("2".into()),
+                Message::Close(None),
+                Message::Text("after the close".into()),
+            ]
+            .into_iter()
+        };
+        let mut batched = Recorder::default();
+        assert_eq!(send_queued(&mut batched, queued(), true).await, Ok(true));
+        assert_eq!(
+            batched.0,
+            [Message::Text("[1,2]".into()), Message::Close(None)]
+        );
+        let mut single = Recorder::default();
+        assert_eq!(send_queued(&mut single, queued(), false).await, Ok(true));
+        assert_eq!(
+            single.0,
+            [
+                Message::Text("1".into()),
+                Message::Text("2".into()),
+                Message::Close(None)
+            ]
+        );
+        let mut open = Recorder::default();
+        let texts = ["3", "4"]
+            .map(|text| Message::Text(text.into()))
+            .into_iter();
+        assert_eq!(send_queued(&mut open, texts, true).await, Ok(false));
+        assert_eq!(open.0, [Message::Text("[3,4]".into())]);
     }
 
     #[test]
