@@ -54,9 +54,19 @@ pub enum OperationError {
     /// The operation would put a character no room may hold into the text.
     #[error(transparent)]
     InvalidCode(#[from] crate::room::CodeError),
+    /// The operation describes a text longer than any text can be.
+    #[error("an operation may span at most {limit} UTF-16 code units")]
+    TooLong { limit: usize },
 }
 
 impl TextOperation {
+    /// The most UTF-16 code units an operation may span, before or after: JavaScript's largest
+    /// exact integer, so that every length a client sends or receives means the same to it.
+    /// Lengths from outside are checked against it ([`TextOperation::try_retain`] and the
+    /// JSON form), so the sums below can never wrap: two lengths under this limit add up to
+    /// far less than `usize::MAX`.
+    pub const MAX_LENGTH: usize = 9_007_199_254_740_991;
+
     /// The empty operation on the empty text.
     #[must_use]
     pub fn new() -> Self {
@@ -90,27 +100,93 @@ impl TextOperation {
     }
 
     /// Appends a retain, merging it into a retain before it.
+    ///
+    /// # Panics
+    /// When the operation would span more than [`TextOperation::MAX_LENGTH`] units; use
+    /// [`TextOperation::try_retain`] for counts that come from outside.
     #[must_use]
-    pub fn retain(mut self, count: usize) -> Self {
-        self.push_retain(count);
-        self
+    pub fn retain(self, count: usize) -> Self {
+        self.try_retain(count)
+            .unwrap_or_else(|error| panic!("retain({count}): {error}"))
     }
 
     /// Appends an insert, merging it into an insert before it (and placing it before a
     /// trailing delete, which gives the same result).
+    ///
+    /// # Panics
+    /// When the operation would produce more than [`TextOperation::MAX_LENGTH`] units.
     #[must_use]
-    pub fn insert(mut self, text: &str) -> Self {
-        self.push_insert(text);
-        self
+    pub fn insert(self, text: &str) -> Self {
+        self.try_insert(text)
+            .unwrap_or_else(|error| panic!("insert: {error}"))
     }
 
     /// Appends a delete, merging it into a delete before it.
+    ///
+    /// # Panics
+    /// When the operation would span more than [`TextOperation::MAX_LENGTH`] units; use
+    /// [`TextOperation::try_delete`] for counts that come from outside.
     #[must_use]
-    pub fn delete(mut self, count: usize) -> Self {
-        self.push_delete(count);
-        self
+    pub fn delete(self, count: usize) -> Self {
+        self.try_delete(count)
+            .unwrap_or_else(|error| panic!("delete({count}): {error}"))
     }
 
+    /// Appends a retain, unless the operation would then span more than
+    /// [`TextOperation::MAX_LENGTH`] units.
+    ///
+    /// # Errors
+    /// [`OperationError::TooLong`], and the operation is dropped.
+    pub fn try_retain(mut self, count: usize) -> Result<Self, OperationError> {
+        Self::check_lengths(self.base_len, count, self.target_len, count)?;
+        self.push_retain(count);
+        Ok(self)
+    }
+
+    /// Appends an insert, unless the operation would then produce more than
+    /// [`TextOperation::MAX_LENGTH`] units.
+    ///
+    /// # Errors
+    /// [`OperationError::TooLong`], and the operation is dropped.
+    pub fn try_insert(mut self, text: &str) -> Result<Self, OperationError> {
+        Self::check_lengths(self.base_len, 0, self.target_len, utf16_len(text))?;
+        self.push_insert(text);
+        Ok(self)
+    }
+
+    /// Appends a delete, unless the operation would then span more than
+    /// [`TextOperation::MAX_LENGTH`] units.
+    ///
+    /// # Errors
+    /// [`OperationError::TooLong`], and the operation is dropped.
+    pub fn try_delete(mut self, count: usize) -> Result<Self, OperationError> {
+        Self::check_lengths(self.base_len, count, self.target_len, 0)?;
+        self.push_delete(count);
+        Ok(self)
+    }
+
+    fn check_lengths(
+        base: usize,
+        base_added: usize,
+        target: usize,
+        target_added: usize,
+    ) -> Result<(), OperationError> {
+        let within = |length: usize, added: usize| {
+            length
+                .checked_add(added)
+                .is_some_and(|sum| sum <= Self::MAX_LENGTH)
+        };
+        if within(base, base_added) && within(target, target_added) {
+            Ok(())
+        } else {
+            Err(OperationError::TooLong {
+                limit: Self::MAX_LENGTH,
+            })
+        }
+    }
+
+    // The pushes below add without checks: they serve the algebra, whose inputs were checked
+    // against `MAX_LENGTH` on the way in, so no sum comes near `usize::MAX`.
     fn push_retain(&mut self, count: usize) {
         if count == 0 {
             return;
@@ -360,7 +436,8 @@ impl TextOperation {
                     }
                     remaining -= count;
                 }
-                Component::Insert(text) => moved += utf16_len(text),
+                // Saturating: a position from outside may lie far past the end of the text.
+                Component::Insert(text) => moved = moved.saturating_add(utf16_len(text)),
                 Component::Delete(count) => {
                     moved -= (*count).min(remaining);
                     if *count > remaining {
@@ -579,13 +656,16 @@ mod serde_impl {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<TextOperation, A::Error> {
+            // Every count is checked against the limit before it is added: lengths from a
+            // client never wrap.
             let mut operation = TextOperation::new();
             while let Some(component) = sequence.next_element::<Component>()? {
-                match component {
-                    Component::Retain(count) => operation.push_retain(count),
-                    Component::Insert(text) => operation.push_insert(&text),
-                    Component::Delete(count) => operation.push_delete(count),
+                operation = match component {
+                    Component::Retain(count) => operation.try_retain(count),
+                    Component::Insert(text) => operation.try_insert(&text),
+                    Component::Delete(count) => operation.try_delete(count),
                 }
+                .map_err(de::Error::custom)?;
             }
             Ok(operation)
         }

@@ -202,3 +202,54 @@ fn mismatched_operations_are_refused() {
         Err(OperationError::SplitsSurrogatePair { position: 1 })
     );
 }
+
+#[test]
+fn lengths_past_what_a_text_can_hold_are_refused_not_wrapped() {
+    // Each of these once summed to a small length with wrapping arithmetic, so that an edit
+    // of a three-unit room was accepted as something else entirely.
+    for hostile in [
+        "[9223372036854775808,9223372036854775808,\"X\",3]",
+        "[-9223372036854775808,-9223372036854775808,3]",
+        "[3,\"W\",18446744073709551615,1]",
+        "[18446744073709551615,4]",
+        "[9007199254740992]",
+        "[-9007199254740992]",
+        "[9007199254740991,1]",
+        "[4503599627370496,-4503599627370496]",
+    ] {
+        let parsed = serde_json::from_str::<TextOperation>(hostile);
+        assert!(parsed.is_err(), "{hostile} was accepted as {parsed:?}");
+    }
+    // The largest length JavaScript counts exactly is still an operation.
+    let largest: TextOperation = serde_json::from_str("[9007199254740990,-1]").expect("parses");
+    assert_eq!(largest.base_len(), TextOperation::MAX_LENGTH);
+    assert_eq!(
+        serde_json::from_str::<TextOperation>(&serde_json::to_string(&largest).expect("writes"))
+            .expect("reads back"),
+        largest
+    );
+    assert_eq!(
+        TextOperation::new().try_retain(TextOperation::MAX_LENGTH),
+        Ok(TextOperation::new().retain(TextOperation::MAX_LENGTH))
+    );
+    assert_eq!(
+        TextOperation::new().retain(1).try_delete(TextOperation::MAX_LENGTH),
+        Err(OperationError::TooLong {
+            limit: TextOperation::MAX_LENGTH
+        })
+    );
+}
+
+#[test]
+fn positions_far_past_the_end_move_without_overflowing() {
+    let insert = TextOperation::new().insert("ab").retain(3);
+    assert_eq!(insert.transform_position(usize::MAX), usize::MAX);
+    let selection = duet_domain::Selection {
+        anchor: 1_000_000,
+        head: usize::MAX,
+    };
+    assert_eq!(
+        selection.transform(&insert).clamp(5),
+        duet_domain::Selection { anchor: 5, head: 5 }
+    );
+}
