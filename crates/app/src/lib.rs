@@ -9,10 +9,14 @@
 mod autocomplete;
 mod live;
 pub mod ports;
+mod resume;
 mod rooms;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
 pub use live::{Change, LiveRoom, Outcome, Submission, SubmitError};
-pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, LiveSettings, NewRoom, Rooms};
+pub use resume::ResumeTokens;
+pub use rooms::{
+    ApplyEditError, CreateRoomError, GetRoomError, Identity, LiveSettings, NewRoom, Rooms,
+};

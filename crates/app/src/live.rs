@@ -37,6 +37,40 @@ pub enum SubmitError {
     ResyncRequired { base: u64, oldest: u64 },
     #[error("sequence number {seq} was used before and not committed")]
     StaleSeq { seq: u64 },
+    #[error("sequence number {seq} is out of range: 0 to {max}", max = Submission::MAX_SEQ)]
+    InvalidSeq { seq: u64 },
+    #[error("sequence number {seq} was committed before with a different edit")]
+    SeqReused { seq: u64 },
+}
+
+impl Submission {
+    /// The largest sequence number a client may use: JavaScript's largest exact integer, so
+    /// every number a client sends means the same to it and fits every store.
+    pub const MAX_SEQ: u64 = 9_007_199_254_740_991;
+
+    /// A digest of what the client sent (its base revision and change), the same on every
+    /// run of every build, so that a resend of the same edit is told from a different edit
+    /// that reuses its sequence number, even after the room was reloaded from the log.
+    #[must_use]
+    pub fn digest(&self) -> u64 {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.base.to_le_bytes());
+        match &self.change {
+            Change::Operation(operation) => {
+                hasher.update(b"o");
+                hasher.update(operation.to_string().as_bytes());
+            }
+            Change::Code(code) => {
+                hasher.update(b"c");
+                hasher.update(code.as_bytes());
+            }
+        }
+        let hash = hasher.finalize();
+        let mut first = [0; 8];
+        first.copy_from_slice(&hash[..8]);
+        u64::from_le_bytes(first)
+    }
 }
 
 /// What became of one submission.
@@ -212,12 +246,25 @@ impl LiveRoom {
         Ok(operation)
     }
 
-    /// The revision at which `client` committed `seq`, if the history still holds it.
-    pub(crate) fn revision_in_history(&self, client: &ClientId, seq: u64) -> Option<u64> {
+    /// What `client` committed as `seq`, if the history still holds it.
+    pub(crate) fn recorded_in_history(
+        &self,
+        client: &ClientId,
+        seq: u64,
+    ) -> Option<crate::ports::RecordedSubmission> {
         self.history
             .iter()
             .rev()
             .find(|entry| entry.committed.client == *client && entry.committed.seq == seq)
-            .map(|entry| entry.committed.revision)
+            .map(|entry| crate::ports::RecordedSubmission {
+                revision: entry.committed.revision,
+                digest: entry.committed.submission_digest,
+            })
+    }
+
+    /// Whether `client` has edited this room since it was loaded, or is known by it.
+    #[must_use]
+    pub fn knows_client(&self, client: &ClientId) -> bool {
+        self.last_seq.contains_key(client)
     }
 }

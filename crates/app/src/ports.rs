@@ -19,9 +19,26 @@ pub enum RepositoryError {
     /// An operation with that revision, or that client and sequence number, is stored already.
     #[error("room {0} already has an operation at that revision or with that client sequence")]
     OperationExists(RoomId),
+    /// The store holds an operation of the room that cannot be read back (a damaged row);
+    /// `readable` holds the operations read before it, in order.
+    #[error("room {room}: the stored operation at revision {revision} is unreadable: {reason}")]
+    Unreadable {
+        room: RoomId,
+        revision: u64,
+        reason: String,
+        readable: Vec<CommittedOperation>,
+    },
     /// The store could not be reached or failed; the cause is attached for the logs.
     #[error("the room store is unavailable")]
     Unavailable(#[source] BoxError),
+}
+
+/// What the log records of one (client, seq): the revision it was committed as, and the
+/// digest of what the client sent (`None` for operations stored before digests were kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedSubmission {
+    pub revision: u64,
+    pub digest: Option<u64>,
 }
 
 /// Where rooms are kept.
@@ -66,14 +83,15 @@ pub trait RoomRepository: Send + Sync {
     /// The operations of a room after `revision`, in order.
     ///
     /// # Errors
-    /// [`RepositoryError::Unavailable`] when the store fails or holds something unreadable.
+    /// [`RepositoryError::Unreadable`] naming the first operation that cannot be read back;
+    /// [`RepositoryError::Unavailable`] when the store fails.
     async fn operations_since(
         &self,
         room: RoomId,
         revision: u64,
     ) -> Result<Vec<CommittedOperation>, RepositoryError>;
 
-    /// The revision of the operation `client` sent as its `seq`-th, if it was committed.
+    /// What was committed of the operation `client` sent as its `seq`-th, if anything.
     ///
     /// # Errors
     /// [`RepositoryError::Unavailable`] when the store fails.
@@ -82,7 +100,39 @@ pub trait RoomRepository: Send + Sync {
         room: RoomId,
         client: &ClientId,
         seq: u64,
-    ) -> Result<Option<u64>, RepositoryError>;
+    ) -> Result<Option<RecordedSubmission>, RepositoryError>;
+
+    /// Whether `client` has any operation in the room's log: a client id that has edited a
+    /// room belongs to whoever can prove it (its resume token), not to whoever names it.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError>;
+
+    /// Moves the room's operations from revision `from` on out of its log into quarantine
+    /// (kept for an operator, with `reason`), so the room can go on from its last good
+    /// state; returns how many were moved.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails; then nothing moved.
+    async fn quarantine(
+        &self,
+        room: RoomId,
+        from: u64,
+        reason: &str,
+    ) -> Result<u64, RepositoryError>;
+}
+
+/// Where the server's own secrets are kept, so that they survive restarts.
+#[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The 32-byte key that signs resume tokens, made (from the operating system's random
+    /// source) and stored the first time it is asked for; the same key ever after.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn resume_key(&self) -> Result<[u8; 32], RepositoryError>;
 }
 
 /// Tells whether the storage behind the service answers, for readiness probes.

@@ -3,10 +3,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use duet_domain::{CodeError, CommittedOperation, Document, Language, LanguageError, Room, RoomId};
+use duet_domain::{
+    ClientId, CodeError, CommittedOperation, Document, Language, LanguageError, Room, RoomId,
+};
 
 use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
+use crate::resume::ResumeTokens;
 
 /// What a client may say about a room it creates; everything is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +47,13 @@ pub enum ApplyEditError {
     Unavailable(#[source] RepositoryError),
 }
 
+/// Whether loading a room may repair its log (only its single writer may).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repair {
+    Yes,
+    No,
+}
+
 /// How much of a live room is kept, and how often its snapshot is refreshed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveSettings {
@@ -69,6 +79,20 @@ pub struct Rooms {
     repository: Arc<dyn RoomRepository>,
     clock: Arc<dyn Clock>,
     settings: LiveSettings,
+    tokens: ResumeTokens,
+}
+
+/// Who a joining connection is in a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Its client id: the one it asked for when it proved it or nobody had used it, else a
+    /// new one.
+    pub client: ClientId,
+    /// Whether it proved it is the client that used this id before (its resume token), so
+    /// that it takes over that client's session and connection.
+    pub proved: bool,
+    /// The token it passes back to resume as `client`.
+    pub token: String,
 }
 
 fn unavailable_or_not_found(id: RoomId, error: RepositoryError) -> ApplyEditError {
@@ -94,7 +118,57 @@ impl Rooms {
             repository,
             clock,
             settings,
+            tokens: ResumeTokens::ephemeral(),
         }
+    }
+
+    /// The same use cases, signing resume tokens with `tokens` (the server's stored key, so
+    /// that clients resume across restarts).
+    #[must_use]
+    pub fn with_resume_tokens(mut self, tokens: ResumeTokens) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Who a connection joining `live` is. It asked to be `claimed` (or nobody in particular),
+    /// with `token` as its proof; `connected` tells whether a member of the room has that id
+    /// now. A client id that is connected or has edited the room belongs to whoever holds its
+    /// token: a connection that names it without the token gets a new id, and takes over
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when the store cannot say whether the id has edited the room.
+    pub async fn identify(
+        &self,
+        live: &LiveRoom,
+        claimed: Option<ClientId>,
+        token: Option<&str>,
+        connected: bool,
+    ) -> Result<Identity, RepositoryError> {
+        let room = live.room.id();
+        let proved =
+            |client: &ClientId| token.is_some_and(|token| self.tokens.verify(room, client, token));
+        let (client, proved) = match claimed {
+            Some(client) if proved(&client) => (client, true),
+            Some(client)
+                if !connected
+                    && !live.knows_client(&client)
+                    && !self.repository.has_client(room, &client).await? =>
+            {
+                (client, false)
+            }
+            Some(client) => {
+                tracing::info!(room = %room, client = %client, "a connection named a client id it could not prove; it gets a new one");
+                (ClientId::generate(), false)
+            }
+            None => (ClientId::generate(), false),
+        };
+        let token = self.tokens.issue(room, &client);
+        Ok(Identity {
+            client,
+            proved,
+            token,
+        })
     }
 
     /// Creates a room with a fresh id, in the given language (Python when none is given) and
@@ -123,47 +197,74 @@ impl Rooms {
     }
 
     /// The room with this id, with its live code: the stored snapshot plus every operation
-    /// committed after it.
+    /// committed after it. A log damaged past some revision is read up to it (and the damage
+    /// logged); repairing it is left to the room's single writer ([`Rooms::open`]).
     ///
     /// # Errors
     /// [`GetRoomError::NotFound`] for an unknown id; [`GetRoomError::Unavailable`] when the
     /// store fails.
     pub async fn get(&self, id: RoomId) -> Result<Room, GetRoomError> {
-        Ok(self.open(id).await?.room())
+        Ok(self.load(id, Repair::No).await?.room())
     }
 
-    /// Loads a room for editing: its snapshot, then the operations after it.
+    /// Loads a room for editing: its snapshot, then the operations after it. Operations that
+    /// cannot be read or applied, and everything after them, are moved into quarantine and
+    /// logged loudly, so the room opens at its last good state instead of never again. Only
+    /// the room's single writer may call this.
     ///
     /// # Errors
-    /// As [`Rooms::get`]; a stored operation that does not apply is reported as unavailable.
+    /// As [`Rooms::get`]; also unavailable when the damaged operations cannot be moved.
     pub async fn open(&self, id: RoomId) -> Result<LiveRoom, GetRoomError> {
+        self.load(id, Repair::Yes).await
+    }
+
+    async fn load(&self, id: RoomId, repair: Repair) -> Result<LiveRoom, GetRoomError> {
         let room = match self.repository.find(id).await {
             Ok(Some(room)) => room,
             Ok(None) => return Err(GetRoomError::NotFound(id)),
             Err(error) => return Err(GetRoomError::Unavailable(error)),
         };
-        let operations = self
-            .repository
-            .operations_since(id, room.revision())
-            .await
-            .map_err(GetRoomError::Unavailable)?;
         let mut room = room;
         let revision = room.revision();
+        let operations = match self.repository.operations_since(id, revision).await {
+            Ok(operations) => operations,
+            Err(RepositoryError::Unreadable {
+                revision: damaged,
+                reason,
+                readable,
+                ..
+            }) => {
+                self.set_aside(id, damaged, &reason, repair).await?;
+                readable
+            }
+            Err(error) => return Err(GetRoomError::Unavailable(error)),
+        };
         // The document holds the text; the live room keeps only the details.
         let mut document = Document::new(&room.take_code(), revision);
         let mut history = VecDeque::new();
         for committed in operations {
-            let corrupt = |error: duet_domain::OperationError| {
-                GetRoomError::Unavailable(RepositoryError::Unavailable(
-                    format!(
-                        "room {id}: stored revision {} does not apply: {error}",
-                        committed.revision
-                    )
-                    .into(),
+            let applied = if committed.revision == document.revision() + 1 {
+                document
+                    .invert(&committed.operation)
+                    .and_then(|inverse| {
+                        document.apply(&committed.operation)?;
+                        Ok(inverse)
+                    })
+                    .map_err(|error| format!("does not apply: {error}"))
+            } else {
+                Err(format!(
+                    "follows revision {} out of order",
+                    document.revision()
                 ))
             };
-            let inverse = document.invert(&committed.operation).map_err(corrupt)?;
-            document.apply(&committed.operation).map_err(corrupt)?;
+            let inverse = match applied {
+                Ok(inverse) => inverse,
+                Err(reason) => {
+                    self.set_aside(id, committed.revision, &reason, repair)
+                        .await?;
+                    break;
+                }
+            };
             history.push_back(HistoryEntry {
                 committed: Arc::new(committed),
                 inverse,
@@ -179,6 +280,27 @@ impl Rooms {
             history,
             last_seq: HashMap::new(),
         })
+    }
+
+    /// Logs a damaged log loudly and, for the room's writer, moves the damage into quarantine.
+    async fn set_aside(
+        &self,
+        id: RoomId,
+        damaged: u64,
+        reason: &str,
+        repair: Repair,
+    ) -> Result<(), GetRoomError> {
+        if repair == Repair::No {
+            tracing::error!(room = %id, revision = damaged, reason, "the room's stored log is damaged from this revision on; serving the last good state");
+            return Ok(());
+        }
+        let moved = self
+            .repository
+            .quarantine(id, damaged, reason)
+            .await
+            .map_err(GetRoomError::Unavailable)?;
+        tracing::error!(room = %id, revision = damaged, reason, moved, "the room's stored log was damaged: operations from this revision on were moved to quarantined_operations; the room goes on from its last good state");
+        Ok(())
     }
 
     /// Commits a batch of submissions in one transaction (group commit): each is transformed
@@ -251,32 +373,42 @@ impl Rooms {
     }
 
     /// For a submission already committed, its revision; for one that reuses a sequence number
-    /// it never committed, an error; for a new one, `None`.
+    /// it never committed, or committed with another edit, an error; for a new one, `None`.
     async fn known_revision(
         &self,
         live: &mut LiveRoom,
         submission: &Submission,
     ) -> Result<Option<Result<u64, SubmitError>>, RepositoryError> {
         let (client, seq) = (&submission.client, submission.seq);
-        match live.last_seq.get(client) {
-            Some(last) if seq > *last => Ok(None),
-            Some(_) => {
-                if let Some(revision) = live.revision_in_history(client, seq) {
-                    return Ok(Some(Ok(revision)));
-                }
-                let found = self
-                    .repository
-                    .find_operation(live.room.id(), client, seq)
-                    .await?;
-                Ok(Some(found.ok_or(SubmitError::StaleSeq { seq })))
-            }
-            // A client not seen since the room was loaded may be resending from before.
-            None => Ok(self
-                .repository
-                .find_operation(live.room.id(), client, seq)
-                .await?
-                .map(Ok)),
+        if seq > Submission::MAX_SEQ {
+            return Ok(Some(Err(SubmitError::InvalidSeq { seq })));
         }
+        let recorded = match live.last_seq.get(client) {
+            Some(last) if seq > *last => return Ok(None),
+            Some(_) => match live.recorded_in_history(client, seq) {
+                Some(recorded) => Some(recorded),
+                None => {
+                    let found = self
+                        .repository
+                        .find_operation(live.room.id(), client, seq)
+                        .await?;
+                    if found.is_none() {
+                        return Ok(Some(Err(SubmitError::StaleSeq { seq })));
+                    }
+                    found
+                }
+            },
+            // A client not seen since the room was loaded may be resending from before.
+            None => {
+                self.repository
+                    .find_operation(live.room.id(), client, seq)
+                    .await?
+            }
+        };
+        Ok(recorded.map(|recorded| match recorded.digest {
+            Some(digest) if digest != submission.digest() => Err(SubmitError::SeqReused { seq }),
+            _ => Ok(recorded.revision),
+        }))
     }
 
     fn apply(
@@ -293,6 +425,7 @@ impl Rooms {
             seq: submission.seq,
             operation,
             committed_at: now,
+            submission_digest: Some(submission.digest()),
         });
         live.history.push_back(HistoryEntry {
             committed: Arc::clone(&committed),
@@ -360,7 +493,7 @@ mod tests {
     use crate::live::Change;
     use crate::ports::MockRoomRepository;
     use crate::testing::{FixedClock, InMemoryRoomRepository};
-    use duet_domain::{ClientId, Selection, TextOperation};
+    use duet_domain::{ClientId, CommittedOperation, Selection, TextOperation};
 
     fn rooms_over(repository: Arc<InMemoryRoomRepository>, settings: LiveSettings) -> Rooms {
         Rooms::with_settings(repository, Arc::new(FixedClock::default()), settings)
@@ -743,6 +876,195 @@ mod tests {
         assert_eq!(live.room().language(), &Language::Rust);
         let stored = rooms.get(live.room().id()).await.expect("found");
         assert_eq!((stored.language(), stored.code()), (&Language::Rust, "xy"));
+    }
+
+    fn stored(revision: u64, client_name: &str, operation: TextOperation) -> CommittedOperation {
+        CommittedOperation {
+            revision,
+            client: client(client_name),
+            seq: revision,
+            operation,
+            committed_at: FixedClock::default().now(),
+            submission_digest: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_log_is_set_aside_and_the_room_opens_at_its_last_good_state() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let id = room_with(&rooms, "abc").await.room().id();
+        repository.force_append(
+            id,
+            &[
+                stored(1, "alice", TextOperation::new().retain(3).insert("d")),
+                // Made for a text of another length: it cannot be applied.
+                stored(2, "mallory", TextOperation::new().retain(99).insert("x")),
+                stored(3, "alice", TextOperation::new().retain(4).insert("e")),
+            ],
+        );
+        // A reader serves the last good state and leaves the log to the room's writer.
+        let read = rooms.get(id).await.expect("readable");
+        assert_eq!((read.code(), read.revision()), ("abcd", 1));
+        assert_eq!(repository.quarantined(id), 0);
+        // The writer moves the damage aside and the room goes on from there.
+        let mut live = rooms.open(id).await.expect("opens");
+        assert_eq!(repository.quarantined(id), 2);
+        assert_eq!(live.document().text(), "abcd");
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![op("bob", 1, 1, TextOperation::new().retain(4).insert("!"))],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(revisions(&outcomes), [Some(2)]);
+        let reopened = rooms.open(id).await.expect("opens");
+        assert_eq!(reopened.document().text(), "abcd!");
+        // A log with a gap is damaged from the gap on.
+        repository.force_append(id, &[stored(9, "alice", TextOperation::new().retain(5))]);
+        assert_eq!(
+            rooms.open(id).await.expect("opens").document().revision(),
+            2
+        );
+        assert_eq!(repository.quarantined(id), 3);
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_past_the_documented_range_are_refused_alone() {
+        let rooms = rooms_over(Arc::default(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    op("mallory", 1 << 63, 0, TextOperation::new().insert("m")),
+                    op(
+                        "mallory",
+                        Submission::MAX_SEQ + 1,
+                        0,
+                        TextOperation::new().insert("m"),
+                    ),
+                    op(
+                        "alice",
+                        Submission::MAX_SEQ,
+                        0,
+                        TextOperation::new().insert("a"),
+                    ),
+                ],
+            )
+            .await
+            .expect("the others' edits commit");
+        assert_eq!(
+            outcomes[..2],
+            [
+                Outcome::Rejected(SubmitError::InvalidSeq { seq: 1 << 63 }),
+                Outcome::Rejected(SubmitError::InvalidSeq {
+                    seq: Submission::MAX_SEQ + 1
+                })
+            ]
+        );
+        assert_eq!(revisions(&outcomes[2..]), [Some(1)]);
+        assert_eq!(live.document().text(), "a");
+    }
+
+    #[tokio::test]
+    async fn a_sequence_number_reused_for_another_edit_is_refused() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        let first = op("alice", 1, 0, TextOperation::new().insert("mine"));
+        let forged = op("alice", 1, 0, TextOperation::new().insert("not mine"));
+        rooms
+            .commit(&mut live, vec![first.clone()])
+            .await
+            .expect("committed");
+        let again = rooms
+            .commit(&mut live, vec![forged.clone(), first.clone()])
+            .await
+            .expect("ok");
+        assert_eq!(
+            again,
+            [
+                Outcome::Rejected(SubmitError::SeqReused { seq: 1 }),
+                Outcome::Duplicate { revision: 1 }
+            ]
+        );
+        // The same after the room was loaded again from the log.
+        let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
+        let after_reload = rooms
+            .commit(&mut reloaded, vec![forged, first])
+            .await
+            .expect("ok");
+        assert_eq!(
+            after_reload,
+            [
+                Outcome::Rejected(SubmitError::SeqReused { seq: 1 }),
+                Outcome::Duplicate { revision: 1 }
+            ]
+        );
+        assert_eq!(reloaded.document().text(), "mine");
+    }
+
+    #[tokio::test]
+    async fn a_client_id_in_use_belongs_to_whoever_holds_its_token() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        let anyone = rooms
+            .identify(&live, None, None, false)
+            .await
+            .expect("identified");
+        assert!(!anyone.proved);
+        // A fresh id is granted to whoever names it first.
+        let alice = rooms
+            .identify(&live, Some(client("alice")), None, false)
+            .await
+            .expect("identified");
+        assert_eq!((alice.client.as_str(), alice.proved), ("alice", false));
+        // While alice is connected, or once she has edited, naming her proves nothing.
+        let impostor = rooms
+            .identify(&live, Some(client("alice")), Some(&anyone.token), true)
+            .await
+            .expect("identified");
+        assert_ne!(impostor.client, alice.client);
+        rooms
+            .commit(
+                &mut live,
+                vec![op("alice", 1, 0, TextOperation::new().insert("a"))],
+            )
+            .await
+            .expect("committed");
+        let reloaded = rooms.open(live.room().id()).await.expect("opens");
+        for token in [None, Some("forged"), Some(anyone.token.as_str())] {
+            let impostor = rooms
+                .identify(&reloaded, Some(client("alice")), token, false)
+                .await
+                .expect("identified");
+            assert!(
+                impostor.client != alice.client && !impostor.proved,
+                "{token:?}"
+            );
+        }
+        // Alice herself resumes with her token, connected or not.
+        for connected in [false, true] {
+            let resumed = rooms
+                .identify(
+                    &reloaded,
+                    Some(client("alice")),
+                    Some(&alice.token),
+                    connected,
+                )
+                .await
+                .expect("identified");
+            assert_eq!(
+                resumed,
+                Identity {
+                    proved: true,
+                    ..alice.clone()
+                }
+            );
+        }
     }
 
     #[tokio::test]

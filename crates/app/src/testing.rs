@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use duet_domain::{ClientId, CommittedOperation, Room, RoomId};
 
-use crate::ports::{Clock, HealthCheck, RepositoryError, RoomRepository};
+use crate::ports::{
+    Clock, HealthCheck, KeyStore, RecordedSubmission, RepositoryError, RoomRepository,
+};
 
 /// A room store in a hash map. It behaves as the SQL store does, as the shared contract suite
 /// checks.
@@ -22,6 +24,7 @@ pub struct InMemoryRoomRepository {
 struct StoredRoom {
     snapshot: Room,
     operations: Vec<CommittedOperation>,
+    quarantined: Vec<CommittedOperation>,
 }
 
 impl InMemoryRoomRepository {
@@ -58,6 +61,7 @@ impl RoomRepository for InMemoryRoomRepository {
             StoredRoom {
                 snapshot: room.clone(),
                 operations: Vec::new(),
+                quarantined: Vec::new(),
             },
         );
         Ok(())
@@ -129,14 +133,76 @@ impl RoomRepository for InMemoryRoomRepository {
         room: RoomId,
         client: &ClientId,
         seq: u64,
-    ) -> Result<Option<u64>, RepositoryError> {
+    ) -> Result<Option<RecordedSubmission>, RepositoryError> {
         Ok(self.rooms().get(&room).and_then(|stored| {
             stored
                 .operations
                 .iter()
                 .find(|operation| operation.client == *client && operation.seq == seq)
-                .map(|operation| operation.revision)
+                .map(|operation| RecordedSubmission {
+                    revision: operation.revision,
+                    digest: operation.submission_digest,
+                })
         }))
+    }
+
+    async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
+        Ok(self.rooms().get(&room).is_some_and(|stored| {
+            stored
+                .operations
+                .iter()
+                .any(|operation| operation.client == *client)
+        }))
+    }
+
+    async fn quarantine(
+        &self,
+        room: RoomId,
+        from: u64,
+        _reason: &str,
+    ) -> Result<u64, RepositoryError> {
+        let mut rooms = self.rooms();
+        let Some(stored) = rooms.get_mut(&room) else {
+            return Ok(0);
+        };
+        let (moved, kept) = std::mem::take(&mut stored.operations)
+            .into_iter()
+            .partition(|operation| operation.revision >= from);
+        stored.operations = kept;
+        let moved: Vec<CommittedOperation> = moved;
+        let count = u64::try_from(moved.len()).unwrap_or(u64::MAX);
+        stored.quarantined.extend(moved);
+        Ok(count)
+    }
+}
+
+impl InMemoryRoomRepository {
+    /// Stores operations as they are, unchecked: for tests of what happens when a log holds
+    /// something it should not.
+    ///
+    /// # Panics
+    /// When the room does not exist.
+    pub fn force_append(&self, room: RoomId, operations: &[CommittedOperation]) {
+        self.rooms()
+            .get_mut(&room)
+            .expect("the room exists")
+            .operations
+            .extend_from_slice(operations);
+    }
+
+    /// How many of a room's operations were moved into quarantine.
+    #[must_use]
+    pub fn quarantined(&self, room: RoomId) -> usize {
+        self.rooms()
+            .get(&room)
+            .map_or(0, |stored| stored.quarantined.len())
+    }
+}
+
+#[async_trait]
+impl KeyStore for InMemoryRoomRepository {
+    async fn resume_key(&self) -> Result<[u8; 32], RepositoryError> {
+        Ok([7; 32])
     }
 }
 
@@ -261,6 +327,7 @@ pub mod contract {
                 .retain(usize::try_from(revision - 1).unwrap_or(0))
                 .insert(text),
             committed_at: FixedClock::default().now() + TimeDelta::milliseconds(7),
+            submission_digest: Some(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | (1 << 63)),
         }
     }
 
@@ -293,7 +360,23 @@ pub mod contract {
                 .find_operation(room.id(), &alice, 2)
                 .await
                 .expect("read"),
-            Some(3)
+            Some(crate::ports::RecordedSubmission {
+                revision: 3,
+                digest: second[0].submission_digest,
+            })
+        );
+        assert!(
+            repository
+                .has_client(room.id(), &alice)
+                .await
+                .expect("read")
+        );
+        let carol = ClientId::new("carol").expect("valid");
+        assert!(
+            !repository
+                .has_client(room.id(), &carol)
+                .await
+                .expect("read")
         );
         assert_eq!(
             repository
@@ -373,6 +456,45 @@ pub mod contract {
                 .is_empty()
         );
     }
+
+    pub async fn quarantined_operations_leave_the_log(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        let operations: Vec<CommittedOperation> = (1..=4)
+            .map(|revision| operation(revision, "alice", revision, "x"))
+            .collect();
+        repository
+            .append(room.id(), &operations, None)
+            .await
+            .expect("appended");
+        assert_eq!(
+            repository
+                .quarantine(room.id(), 3, "unreadable")
+                .await
+                .expect("moved"),
+            2
+        );
+        assert_eq!(
+            repository
+                .operations_since(room.id(), 0)
+                .await
+                .expect("read"),
+            operations[..2]
+        );
+        // The revisions and sequence numbers moved out are free again.
+        let next = operation(3, "alice", 3, "y");
+        repository
+            .append(room.id(), std::slice::from_ref(&next), None)
+            .await
+            .expect("appended");
+        assert_eq!(
+            repository
+                .quarantine(room.id(), 9, "nothing there")
+                .await
+                .expect("moved"),
+            0
+        );
+    }
 }
 
 /// Generates one test per clause of the [`RoomRepository`] contract. `$make` is an async
@@ -425,6 +547,12 @@ macro_rules! room_repository_contract {
             async fn a_taken_revision_or_client_seq_stores_nothing() {
                 let Some(fixture) = $make().await else { return };
                 contract::a_taken_revision_or_client_seq_stores_nothing(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn quarantined_operations_leave_the_log() {
+                let Some(fixture) = $make().await else { return };
+                contract::quarantined_operations_leave_the_log(&*fixture).await;
             }
 
             #[tokio::test]

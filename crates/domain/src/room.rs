@@ -303,4 +303,7 @@ pub struct CommittedOperation {
     pub seq: u64,
     pub operation: TextOperation,
     pub committed_at: DateTime<Utc>,
+    /// A digest of what the client sent as this `seq` (its base revision and change), so that
+    /// a resend can be told from a different edit reusing the number; `None` when unknown.
+    pub submission_digest: Option<u64>,
 }

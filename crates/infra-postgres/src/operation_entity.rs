@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub operation: String,
     pub committed_at: DateTimeUtc,
+    /// A digest of what the client sent (the bits of a `u64`), to recognise a resend.
+    pub submission_digest: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,7 +1,7 @@
 //! Rooms in the `rooms` table.
 
 use async_trait::async_trait;
-use duet_app::ports::{HealthCheck, RepositoryError, RoomRepository};
+use duet_app::ports::{HealthCheck, KeyStore, RecordedSubmission, RepositoryError, RoomRepository};
 use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, TextOperation};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -139,21 +139,24 @@ fn revision_column(revision: u64) -> Result<i64, RepositoryError> {
     i64::try_from(revision).map_err(|_| corrupt(format!("revision {revision} is too large")))
 }
 
-fn into_operation(model: operation_entity::Model) -> Result<CommittedOperation, RepositoryError> {
+/// Reads a stored operation back; `Err` says why it cannot be.
+fn into_operation(model: operation_entity::Model) -> Result<CommittedOperation, String> {
     let revision = u64::try_from(model.revision)
-        .map_err(|_| corrupt(format!("negative revision {}", model.revision)))?;
+        .map_err(|_| format!("negative revision {}", model.revision))?;
     let seq = u64::try_from(model.client_seq)
-        .map_err(|_| corrupt(format!("negative sequence number {}", model.client_seq)))?;
-    let client = ClientId::new(&model.client_id)
-        .map_err(|error| corrupt(format!("revision {revision}: {error}")))?;
-    let operation: TextOperation = serde_json::from_str(&model.operation)
-        .map_err(|error| corrupt(format!("revision {revision} is unreadable: {error}")))?;
+        .map_err(|_| format!("negative sequence number {}", model.client_seq))?;
+    let client = ClientId::new(&model.client_id).map_err(|error| error.to_string())?;
+    let operation: TextOperation =
+        serde_json::from_str(&model.operation).map_err(|error| error.to_string())?;
     Ok(CommittedOperation {
         revision,
         client,
         seq,
         operation,
         committed_at: model.committed_at,
+        submission_digest: model
+            .submission_digest
+            .map(|digest| u64::from_le_bytes(digest.to_le_bytes())),
     })
 }
 
@@ -170,6 +173,10 @@ fn operation_row(
         client_seq: Set(revision_column(committed.seq)?),
         operation: Set(operation),
         committed_at: Set(committed.committed_at),
+        // Stored as the bits of the digest: SQL has no unsigned 64-bit integer.
+        submission_digest: Set(committed
+            .submission_digest
+            .map(|digest| i64::from_le_bytes(digest.to_le_bytes()))),
     })
 }
 
@@ -279,16 +286,31 @@ impl RoomRepository for SqlRoomRepository {
         room: RoomId,
         revision: u64,
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
-        Operations::find()
+        let rows = Operations::find()
             .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
             .filter(operation_entity::Column::Revision.gt(revision_column(revision)?))
             .order_by_asc(operation_entity::Column::Revision)
             .all(&self.connection)
             .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(into_operation)
-            .collect()
+            .map_err(unavailable)?;
+        let mut readable = Vec::with_capacity(rows.len());
+        for row in rows {
+            // A row that cannot be read is reported with everything before it, so the room
+            // can still open at its last good state.
+            let damaged = u64::try_from(row.revision).unwrap_or(0);
+            match into_operation(row) {
+                Ok(operation) => readable.push(operation),
+                Err(reason) => {
+                    return Err(RepositoryError::Unreadable {
+                        room,
+                        revision: damaged,
+                        reason,
+                        readable,
+                    });
+                }
+            }
+        }
+        Ok(readable)
     }
 
     async fn find_operation(
@@ -296,10 +318,11 @@ impl RoomRepository for SqlRoomRepository {
         room: RoomId,
         client: &ClientId,
         seq: u64,
-    ) -> Result<Option<u64>, RepositoryError> {
-        let revision: Option<i64> = Operations::find()
+    ) -> Result<Option<RecordedSubmission>, RepositoryError> {
+        let found: Option<(i64, Option<i64>)> = Operations::find()
             .select_only()
             .column(operation_entity::Column::Revision)
+            .column(operation_entity::Column::SubmissionDigest)
             .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
             .filter(operation_entity::Column::ClientId.eq(client.as_str()))
             .filter(operation_entity::Column::ClientSeq.eq(revision_column(seq)?))
@@ -307,13 +330,142 @@ impl RoomRepository for SqlRoomRepository {
             .one(&self.connection)
             .await
             .map_err(unavailable)?;
-        revision
-            .map(|revision| {
-                u64::try_from(revision)
-                    .map_err(|_| corrupt(format!("negative revision {revision}")))
+        found
+            .map(|(revision, digest)| {
+                let revision = u64::try_from(revision)
+                    .map_err(|_| corrupt(format!("negative revision {revision}")))?;
+                Ok(RecordedSubmission {
+                    revision,
+                    digest: digest.map(|digest| u64::from_le_bytes(digest.to_le_bytes())),
+                })
             })
             .transpose()
     }
+
+    async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
+        let found: Option<i64> = Operations::find()
+            .select_only()
+            .column(operation_entity::Column::Revision)
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::ClientId.eq(client.as_str()))
+            .into_tuple()
+            .one(&self.connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(found.is_some())
+    }
+
+    async fn quarantine(
+        &self,
+        room: RoomId,
+        from: u64,
+        reason: &str,
+    ) -> Result<u64, RepositoryError> {
+        let backend = self.connection.get_database_backend();
+        let uuid = *room.as_uuid();
+        let from = revision_column(from)?;
+        let now = chrono::Utc::now();
+        let transaction = self.connection.begin().await.map_err(unavailable)?;
+        // Copy, then delete, in one transaction: the rows are kept for an operator as they
+        // were, damaged or not.
+        let copy = sea_orm::Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => {
+                    "INSERT INTO quarantined_operations (room_id, revision, client_id, client_seq, operation, committed_at, reason, quarantined_at) \
+                     SELECT room_id, revision, client_id, client_seq, operation, committed_at, $1, $2 FROM operations WHERE room_id = $3 AND revision >= $4"
+                }
+                _ => {
+                    "INSERT INTO quarantined_operations (room_id, revision, client_id, client_seq, operation, committed_at, reason, quarantined_at) \
+                     SELECT room_id, revision, client_id, client_seq, operation, committed_at, ?, ? FROM operations WHERE room_id = ? AND revision >= ?"
+                }
+            },
+            [reason.into(), now.into(), uuid.into(), from.into()],
+        );
+        let result = async {
+            transaction.execute_raw(copy).await?;
+            let deleted = Operations::delete_many()
+                .filter(operation_entity::Column::RoomId.eq(uuid))
+                .filter(operation_entity::Column::Revision.gte(from))
+                .exec(&transaction)
+                .await?;
+            Ok::<u64, DbErr>(deleted.rows_affected)
+        }
+        .await;
+        match result {
+            Ok(moved) => {
+                transaction.commit().await.map_err(unavailable)?;
+                Ok(moved)
+            }
+            Err(error) => {
+                let _ = transaction.rollback().await;
+                Err(unavailable(error))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlRoomRepository {
+    async fn resume_key(&self) -> Result<[u8; 32], RepositoryError> {
+        const NAME: &str = "resume_token_key";
+        let backend = self.connection.get_database_backend();
+        let read = || {
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                match backend {
+                    DbBackend::Postgres => "SELECT value FROM server_keys WHERE name = $1",
+                    _ => "SELECT value FROM server_keys WHERE name = ?",
+                },
+                [NAME.into()],
+            )
+        };
+        // Two UUIDv4s carry 244 bits from the operating system's random source; the key is
+        // made once per database, and whichever server stores it first wins.
+        let fresh = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let insert = sea_orm::Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => {
+                    "INSERT INTO server_keys (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+                }
+                _ => {
+                    "INSERT INTO server_keys (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+                }
+            },
+            [NAME.into(), fresh.into()],
+        );
+        self.connection
+            .execute_raw(insert)
+            .await
+            .map_err(unavailable)?;
+        let row = self
+            .connection
+            .query_one_raw(read())
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| corrupt("the resume key was not stored".to_owned()))?;
+        let value: String = row.try_get("", "value").map_err(unavailable)?;
+        key_from_hex(&value).ok_or_else(|| corrupt("the stored resume key is malformed".to_owned()))
+    }
+}
+
+/// The 32 bytes written as 64 hexadecimal digits.
+fn key_from_hex(value: &str) -> Option<[u8; 32]> {
+    let digits = value.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut key = [0; 32];
+    for (byte, pair) in key.iter_mut().zip(digits.chunks(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(key)
 }
 
 #[async_trait]

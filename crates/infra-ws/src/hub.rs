@@ -588,7 +588,8 @@ impl Hub {
                         SubmitError::InvalidOperation(_) => "invalid_op",
                         SubmitError::BadRevision { .. } => "bad_revision",
                         SubmitError::ResyncRequired { .. } => "resync_required",
-                        SubmitError::StaleSeq { .. } => "bad_seq",
+                        SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => "bad_seq",
+                        SubmitError::SeqReused { .. } => "seq_reused",
                     };
                     self.send_error(owner.member, code, error.to_string(), owner.seq, false);
                 }

@@ -233,7 +233,9 @@ fn lengths_past_what_a_text_can_hold_are_refused_not_wrapped() {
         Ok(TextOperation::new().retain(TextOperation::MAX_LENGTH))
     );
     assert_eq!(
-        TextOperation::new().retain(1).try_delete(TextOperation::MAX_LENGTH),
+        TextOperation::new()
+            .retain(1)
+            .try_delete(TextOperation::MAX_LENGTH),
         Err(OperationError::TooLong {
             limit: TextOperation::MAX_LENGTH
         })
