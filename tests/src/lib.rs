@@ -186,6 +186,60 @@ impl TestServer {
     }
 }
 
+/// A WebSocket connection as the tests hold it.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A raw duet.v1 connection to `room` with this query string, for checking frames to the
+/// letter.
+///
+/// # Panics
+/// When the upgrade fails.
+pub async fn raw_v1(server: &TestServer, room: &str, query: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = server
+        .ws_url(&format!("/ws/{room}?{query}"))
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "duet.v1".parse().expect("a header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("opens")
+        .0
+}
+
+/// The next JSON text frame (pings skipped), failing the test after [`PATIENCE`].
+///
+/// # Panics
+/// When nothing arrives in time or the next frame is not JSON text.
+pub async fn receive_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Sends one JSON text frame.
+///
+/// # Panics
+/// When the connection is gone.
+pub async fn send_json(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("sent");
+}
+
 /// A WebSocket client.
 pub struct Client {
     pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,

@@ -18,6 +18,8 @@ use crate::PATIENCE;
 #[derive(Debug, Default, Clone)]
 pub struct State {
     pub client_id: String,
+    /// The welcome's proof of identity, passed back to resume.
+    pub resume_token: String,
     /// The last server revision this client has seen.
     pub revision: u64,
     /// The local text: the server's at `revision`, plus the outstanding and buffered edits.
@@ -104,6 +106,10 @@ impl State {
             Some("welcome") => {
                 self.welcomed = true;
                 self.client_id = message["clientId"].as_str().expect("an id").to_owned();
+                self.resume_token = message["resumeToken"]
+                    .as_str()
+                    .expect("a resume token")
+                    .to_owned();
                 self.participants = message["participants"]
                     .as_array()
                     .cloned()
@@ -166,8 +172,8 @@ impl V1Client {
         }
         if let Some(state) = &resume {
             url.push_str(&format!(
-                "&clientId={}&since={}",
-                state.client_id, state.revision
+                "&clientId={}&resumeToken={}&since={}",
+                state.client_id, state.resume_token, state.revision
             ));
         }
         let mut request = url.into_client_request().expect("a request");

@@ -7,8 +7,8 @@ mod config;
 use std::future::Future;
 use std::sync::Arc;
 
-use duet_app::ports::SystemClock;
-use duet_app::{Autocomplete, Rooms};
+use duet_app::ports::{KeyStore, SystemClock};
+use duet_app::{Autocomplete, ResumeTokens, Rooms};
 use duet_domain::{Autocompleter, CannedAutocompleter, LocalAutocompleter};
 use duet_infra_postgres::{ConnectError, SqlRoomRepository, connect};
 use duet_infra_ws::Services;
@@ -30,6 +30,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Database(#[from] ConnectError),
+    #[error("cannot read or store the key that signs resume tokens: {0}")]
+    Key(#[source] duet_app::ports::RepositoryError),
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -58,13 +60,15 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let connection = connect(&config.database_url).await?;
     let repository = Arc::new(SqlRoomRepository::new(connection.clone()));
+    let resume_key = repository.resume_key().await.map_err(ServerError::Key)?;
     let engine: Arc<dyn Autocompleter> = match &config.autocomplete {
         AutocompleteEngine::Local => Arc::new(LocalAutocompleter),
         AutocompleteEngine::Canned => Arc::new(CannedAutocompleter),
         AutocompleteEngine::OpenAi(settings) => Arc::new(open_ai(settings)),
     };
     let services = Services {
-        rooms: Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live),
+        rooms: Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live)
+            .with_resume_tokens(ResumeTokens::new(resume_key)),
         autocomplete: Autocomplete::new(engine),
         health: repository,
     };

@@ -48,6 +48,8 @@ pub enum Protocol {
 pub struct JoinRequest {
     pub protocol: Protocol,
     pub client: Option<ClientId>,
+    /// The proof that the connection is `client` (given in its first welcome).
+    pub resume_token: Option<String>,
     pub name: String,
     pub since: Option<u64>,
 }
@@ -411,9 +413,9 @@ impl Hub {
                     kick,
                     reply,
                 } => {
-                    let client = self.join(request, member, outbox, kick);
+                    let joined = self.join(rooms, request, member, outbox, kick).await;
                     self.joining.fetch_sub(1, Ordering::AcqRel);
-                    let _ = reply.send(Ok(client));
+                    let _ = reply.send(joined);
                 }
                 Command::Leave { member } => self.leave(member),
                 Command::Presence {
@@ -570,8 +572,11 @@ impl Hub {
                     entries.push(self.commit_entry(owner.member, owner.seq, &committed));
                     if let Some(member) = self.members.get_mut(&owner.member) {
                         member.consecutive_errors = 0;
-                        if owner.selection.is_some() {
-                            member.selection = owner.selection;
+                        // A selection sent with an edit is where the cursor is once the edit
+                        // is made: held to that text, as a presence selection is.
+                        if let Some(selection) = owner.selection {
+                            member.selection =
+                                Some(selection.clamp(committed.operation.target_len()));
                         }
                     }
                 }
@@ -666,20 +671,35 @@ impl Hub {
         self.drop_members(overflowed);
     }
 
-    fn join(
+    async fn join(
         &mut self,
+        rooms: &Rooms,
         request: JoinRequest,
         member_id: u64,
         outbox: mpsc::Sender<Outgoing>,
         kick: oneshot::Sender<()>,
-    ) -> ClientId {
-        let client = request.client.unwrap_or_else(ClientId::generate);
-        // A client id in use belongs to the newer connection (a client that reconnects before
-        // its old connection timed out).
+    ) -> Result<ClientId, GetRoomError> {
+        let connected = request
+            .client
+            .as_ref()
+            .is_some_and(|client| self.members.values().any(|member| member.client == *client));
+        let identity = rooms
+            .identify(
+                &self.live,
+                request.client,
+                request.resume_token.as_deref(),
+                connected,
+            )
+            .await
+            .map_err(GetRoomError::Unavailable)?;
+        let client = identity.client;
+        // A client id in use belongs to the newer connection when it proves it is that client
+        // (one that reconnects before its old connection timed out); a connection that cannot
+        // prove it was given another id above and replaces nobody.
         let replaced: Vec<u64> = self
             .members
             .iter()
-            .filter(|(_, member)| member.client == client)
+            .filter(|(_, member)| identity.proved && member.client == client)
             .map(|(id, _)| *id)
             .collect();
         for id in replaced {
@@ -712,6 +732,7 @@ impl Hub {
                 let language = self.live.language().to_string();
                 let welcome = ServerMessage::Welcome {
                     client_id: client.as_str(),
+                    resume_token: &identity.token,
                     revision,
                     language: &language,
                     code: resumed.is_none().then(|| document.text()),
@@ -749,7 +770,7 @@ impl Hub {
                 consecutive_errors: 0,
             },
         );
-        client
+        Ok(client)
     }
 
     fn leave(&mut self, member_id: u64) {

@@ -77,6 +77,8 @@ pub enum ServerMessage<'a> {
     #[serde(rename_all = "camelCase")]
     Welcome {
         client_id: &'a str,
+        /// Passed back with `clientId` to resume as this client.
+        resume_token: &'a str,
         revision: u64,
         language: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -45,6 +45,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 pub struct ConnectParams {
     name: Option<String>,
     client_id: Option<String>,
+    resume_token: Option<String>,
     since: Option<u64>,
     /// `1`/`true`: the client reads frames holding a JSON array of messages (duet.v1 only).
     batch: Option<String>,
@@ -119,6 +120,7 @@ pub async fn connect(
     let request = JoinRequest {
         protocol,
         client,
+        resume_token: params.resume_token,
         name,
         since: params.since,
     };

@@ -6,48 +6,8 @@ use duet_tests::{Backend, TestServer, on_both_databases, test_config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A raw duet.v1 connection, for checking frames to the letter.
-async fn raw(server: &TestServer, room: &str, query: &str) -> Socket {
-    let mut request = server
-        .ws_url(&format!("/ws/{room}?{query}"))
-        .into_client_request()
-        .expect("a request");
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        "duet.v1".parse().expect("a header"),
-    );
-    tokio_tungstenite::connect_async(request)
-        .await
-        .expect("opens")
-        .0
-}
-
-async fn receive(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(duet_tests::PATIENCE, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("valid");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .expect("sent");
-}
+use duet_tests::{raw_v1 as raw, receive_json as receive, send_json as send};
 
 async fn the_exchange_frame_by_frame(backend: Backend) {
     let Some(database) = backend.database().await else {
@@ -59,7 +19,16 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
         .await;
 
     let mut alice = raw(&server, &room, "name=Alice&clientId=alice").await;
-    let welcome = receive(&mut alice).await;
+    let mut welcome = receive(&mut alice).await;
+    let token = welcome
+        .as_object_mut()
+        .and_then(|welcome| welcome.remove("resumeToken"));
+    assert!(
+        token.as_ref().and_then(Value::as_str).is_some_and(
+            |token| token.len() == 64 && token.bytes().all(|byte| byte.is_ascii_hexdigit())
+        ),
+        "{token:?}"
+    );
     assert_eq!(
         welcome,
         json!({"type": "welcome", "clientId": "alice", "revision": 0, "language": "rust",
