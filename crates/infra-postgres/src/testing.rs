@@ -90,6 +90,19 @@ impl TestDatabase {
         connect(&self.url).await
     }
 
+    /// Runs SQL on the database directly, behind the server's back (to damage it on purpose).
+    ///
+    /// # Panics
+    /// When the database cannot be opened or the statement fails.
+    pub async fn execute(&self, sql: &str) {
+        let connection = self.connect().await.expect("the test database opens");
+        connection
+            .execute_unprepared(sql)
+            .await
+            .expect("the statement runs");
+        let _ = connection.close().await;
+    }
+
     /// A room store on this database.
     ///
     /// # Panics
