@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use duet_app::LiveSettings;
 use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
-use duet_infra_ws::{AllowedOrigins, Settings};
+use duet_infra_ws::{AllowedOrigins, MessageRate, Settings};
 
 /// Everything the server needs to start. Its `Debug` hides the database password.
 #[derive(Clone, Debug)]
@@ -89,6 +89,15 @@ impl Config {
             send_queue: positive(&lookup, "DUET_SEND_QUEUE", defaults.send_queue)?,
             shutdown_grace: seconds(&lookup, "DUET_SHUTDOWN_GRACE_SECS", 5)?,
             ping_interval: seconds(&lookup, "DUET_PING_INTERVAL_SECS", 30)?,
+            message_rate: MessageRate {
+                per_second: u32::try_from(positive(
+                    &lookup,
+                    "DUET_MAX_MESSAGES_PER_SEC",
+                    usize::try_from(defaults.message_rate.per_second).unwrap_or(usize::MAX),
+                )?)
+                .unwrap_or(u32::MAX),
+                abuse_after: seconds(&lookup, "DUET_FLOOD_CLOSE_SECS", 10)?,
+            },
         };
         let live_defaults = LiveSettings::default();
         let live = LiveSettings {
@@ -302,6 +311,8 @@ mod tests {
             ("DUET_MAX_BODY_BYTES", "2048"),
             ("DUET_MAX_FRAME_BYTES", "4096"),
             ("DUET_SEND_QUEUE", "8"),
+            ("DUET_MAX_MESSAGES_PER_SEC", "50"),
+            ("DUET_FLOOD_CLOSE_SECS", "3"),
         ])
         .expect("valid");
         assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
@@ -312,6 +323,13 @@ mod tests {
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.max_frame_bytes, 4096);
         assert_eq!(config.settings.send_queue, 8);
+        assert_eq!(
+            config.settings.message_rate,
+            MessageRate {
+                per_second: 50,
+                abuse_after: Duration::from_secs(3)
+            }
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use duet_app::{
 };
 use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, Selection};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::protocol::{Participant, ServerMessage, WireOperation};
 
@@ -33,6 +33,8 @@ pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
 const BATCH: usize = 256;
 /// How many commands may wait for a hub before senders wait.
 const COMMAND_QUEUE: usize = 1024;
+/// How many of those one member may hold.
+const PLACES_PER_MEMBER: usize = 16;
 
 /// Which protocol a member speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +64,46 @@ pub enum Outgoing {
     /// acknowledgements and the others' as `op` messages. One queue entry per commit, however
     /// many operations it holds, and one encoding of each.
     Committed(Arc<[CommitEntry]>),
+    /// Others' latest selections, gathered while this entry waits in the member's queue: a
+    /// member who moves their cursor a thousand times between two edits costs everyone else
+    /// one entry, not a thousand.
+    Presence(Arc<PresenceBatch>),
+}
+
+/// The latest `presence` message of each member who moved, for one receiver, until its
+/// connection takes them.
+pub struct PresenceBatch {
+    /// `None` once taken: later selections go into a new batch.
+    latest: Mutex<Option<Vec<(u64, Utf8Bytes)>>>,
+}
+
+impl PresenceBatch {
+    fn new(sender: u64, message: Utf8Bytes) -> Self {
+        Self {
+            latest: Mutex::new(Some(vec![(sender, message)])),
+        }
+    }
+
+    /// Puts `sender`'s newest selection in the batch, replacing an older one; `false` when the
+    /// batch was already taken.
+    fn offer(&self, sender: u64, message: Utf8Bytes) -> bool {
+        let mut latest = lock(&self.latest);
+        let Some(messages) = latest.as_mut() else {
+            return false;
+        };
+        match messages.iter_mut().find(|(from, _)| *from == sender) {
+            Some(entry) => entry.1 = message,
+            None => messages.push((sender, message)),
+        }
+        true
+    }
+
+    fn take(&self) -> Vec<Utf8Bytes> {
+        lock(&self.latest)
+            .take()
+            .map(|messages| messages.into_iter().map(|(_, message)| message).collect())
+            .unwrap_or_default()
+    }
 }
 
 /// One committed operation, encoded for everyone.
@@ -74,9 +116,10 @@ pub struct CommitEntry {
 impl Outgoing {
     /// The frames this holds for member `member`, in order.
     pub fn frames(self, member: u64) -> impl Iterator<Item = Message> {
-        let (single, entries) = match self {
-            Self::Frame(frame) => (Some(frame), None),
-            Self::Committed(entries) => (None, Some(entries)),
+        let (single, entries, presence) = match self {
+            Self::Frame(frame) => (Some(frame), None, Vec::new()),
+            Self::Committed(entries) => (None, Some(entries), Vec::new()),
+            Self::Presence(batch) => (None, None, batch.take()),
         };
         let committed = entries.into_iter().flat_map(move |entries| {
             (0..entries.len()).filter_map(move |index| {
@@ -88,7 +131,10 @@ impl Outgoing {
                 }
             })
         });
-        single.into_iter().chain(committed)
+        single
+            .into_iter()
+            .chain(committed)
+            .chain(presence.into_iter().map(Message::Text))
     }
 }
 
@@ -103,9 +149,28 @@ pub struct Membership {
     room: RoomId,
     member: u64,
     client: ClientId,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Queued>,
+    /// This member's places in the room's queue: a connection that sends faster than the
+    /// room works waits for a place (and stops reading its socket), so it never holds more
+    /// than its share of the queue and others' messages are never stuck behind a flood.
+    places: Arc<Semaphore>,
     /// The member's own queue, for answers that do not go through the room (suggestions).
     outbox: mpsc::Sender<Outgoing>,
+}
+
+/// A command on its way to a room, holding one of its member's places in the queue.
+struct Queued {
+    command: Command,
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Command> for Queued {
+    fn from(command: Command) -> Self {
+        Self {
+            command,
+            _place: None,
+        }
+    }
 }
 
 enum Command {
@@ -171,7 +236,7 @@ pub struct Hubs {
 /// has no members and no join is coming.
 #[derive(Clone)]
 struct HubHandle {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Queued>,
     joining: Arc<AtomicUsize>,
 }
 
@@ -217,7 +282,7 @@ impl Hubs {
             reply,
         };
         // The hub cannot stop while this join is counted, so the queue is open.
-        if handle.commands.send(command).await.is_err() {
+        if handle.commands.send(command.into()).await.is_err() {
             handle.joining.fetch_sub(1, Ordering::AcqRel);
             return Err(stopped());
         }
@@ -228,6 +293,7 @@ impl Hubs {
                 member,
                 client,
                 commands: handle.commands,
+                places: Arc::new(Semaphore::new(PLACES_PER_MEMBER)),
                 outbox: own_outbox,
             },
             Inbox { frames, kicked },
@@ -256,7 +322,7 @@ impl Hubs {
                 "the room stopped".into(),
             ))
         };
-        if handle.commands.send(command).await.is_err() {
+        if handle.commands.send(command.into()).await.is_err() {
             handle.joining.fetch_sub(1, Ordering::AcqRel);
             return Err(stopped());
         }
@@ -286,7 +352,7 @@ impl Hubs {
     async fn run(
         self: Arc<Self>,
         room: RoomId,
-        mut queue: mpsc::Receiver<Command>,
+        mut queue: mpsc::Receiver<Queued>,
         joining: Arc<AtomicUsize>,
     ) {
         let live = match self.rooms.open(room).await {
@@ -295,7 +361,7 @@ impl Hubs {
                 // Refuse every join queued while loading, and any that still comes.
                 lock(&self.live).remove(&room);
                 queue.close();
-                while let Some(command) = queue.recv().await {
+                while let Some(Queued { command, .. }) = queue.recv().await {
                     match command {
                         Command::Join { reply, .. } => {
                             joining.fetch_sub(1, Ordering::AcqRel);
@@ -328,7 +394,8 @@ impl Hubs {
         };
         let mut batch = Vec::with_capacity(BATCH);
         while queue.recv_many(&mut batch, BATCH).await > 0 {
-            hub.handle(&self.rooms, batch.drain(..)).await;
+            hub.handle(&self.rooms, batch.drain(..).map(|queued| queued.command))
+                .await;
             if !hub.members.is_empty() {
                 continue;
             }
@@ -369,6 +436,9 @@ struct Member {
     outbox: mpsc::Sender<Outgoing>,
     _kick: oneshot::Sender<()>,
     selection: Option<Selection>,
+    /// The presence batch last queued to this member, and the revision it was queued at:
+    /// others' selections join it until it is sent or an edit is queued after it.
+    presence_batch: Option<(Arc<PresenceBatch>, u64)>,
     /// Plain members: the revisions of the last buffers queued to them, newest last. Their next
     /// buffer is based on one of these (whichever they had received when they typed), and is
     /// merged from the one it resembles most.
@@ -765,6 +835,7 @@ impl Hub {
                 outbox,
                 _kick: kick,
                 selection: None,
+                presence_batch: None,
                 plain_recent: VecDeque::from([revision]),
                 plain_seq: 0,
                 consecutive_errors: 0,
@@ -814,9 +885,35 @@ impl Hub {
             client_id: member.client.as_str(),
             name: &member.name,
             selection: Some(moved),
-        });
-        let frame = Message::Text(message.encode());
-        self.broadcast_v1(Some(member_id), frame);
+        })
+        .encode();
+        self.broadcast_presence(member_id, message);
+    }
+
+    /// Queues a member's selection for every other duet.v1 member, in the presence batch
+    /// already waiting in their queue when no edit was queued after it.
+    fn broadcast_presence(&mut self, sender: u64, message: Utf8Bytes) {
+        let revision = self.live.document().revision();
+        let mut overflowed = Vec::new();
+        for (id, member) in &mut self.members {
+            if member.protocol != Protocol::V1 || *id == sender {
+                continue;
+            }
+            let gathered = member
+                .presence_batch
+                .as_ref()
+                .is_some_and(|(batch, at)| *at == revision && batch.offer(sender, message.clone()));
+            if gathered {
+                continue;
+            }
+            let batch = Arc::new(PresenceBatch::new(sender, message.clone()));
+            if queue(&member.outbox, Outgoing::Presence(Arc::clone(&batch))) {
+                member.presence_batch = Some((batch, revision));
+            } else {
+                overflowed.push(*id);
+            }
+        }
+        self.drop_members(overflowed);
     }
 
     fn broadcast_v1(&mut self, except: Option<u64>, frame: Message) {
@@ -981,10 +1078,23 @@ impl Membership {
     /// # Errors
     /// `Err(())` when the room has stopped; the connection should end.
     pub async fn edit(&self, edit: MemberEdit) -> Result<(), ()> {
+        self.submit(Command::Edit {
+            member: self.member,
+            edit,
+        })
+        .await
+    }
+
+    /// Queues a command for the room once this member has a place in its queue.
+    async fn submit(&self, command: Command) -> Result<(), ()> {
+        let place = Arc::clone(&self.places)
+            .acquire_owned()
+            .await
+            .map_err(|_| ())?;
         self.commands
-            .send(Command::Edit {
-                member: self.member,
-                edit,
+            .send(Queued {
+                command,
+                _place: Some(place),
             })
             .await
             .map_err(|_| ())
@@ -995,14 +1105,12 @@ impl Membership {
     /// # Errors
     /// `Err(())` when the room has stopped.
     pub async fn change_language(&self, language: Language) -> Result<(), ()> {
-        self.commands
-            .send(Command::Language {
-                member: Some(self.member),
-                language,
-                reply: None,
-            })
-            .await
-            .map_err(|_| ())
+        self.submit(Command::Language {
+            member: Some(self.member),
+            language,
+            reply: None,
+        })
+        .await
     }
 
     /// The room's text and language now, with a cursor made at `revision` moved to match.
@@ -1016,14 +1124,13 @@ impl Membership {
         cursor: usize,
     ) -> Result<(String, Language, usize), Option<SubmitError>> {
         let (reply, replied) = oneshot::channel();
-        self.commands
-            .send(Command::Snapshot {
-                revision,
-                cursor,
-                reply,
-            })
-            .await
-            .map_err(|_| None)?;
+        self.submit(Command::Snapshot {
+            revision,
+            cursor,
+            reply,
+        })
+        .await
+        .map_err(|()| None)?;
         replied.await.map_err(|_| None)?.map_err(Some)
     }
 
@@ -1049,14 +1156,12 @@ impl Membership {
     /// # Errors
     /// `Err(())` when the room has stopped.
     pub async fn presence(&self, revision: u64, selection: Selection) -> Result<(), ()> {
-        self.commands
-            .send(Command::Presence {
-                member: self.member,
-                revision,
-                selection,
-            })
-            .await
-            .map_err(|_| ())
+        self.submit(Command::Presence {
+            member: self.member,
+            revision,
+            selection,
+        })
+        .await
     }
 
     /// Reports a message the connection could not read, and counts it against the member.
@@ -1064,21 +1169,19 @@ impl Membership {
     /// # Errors
     /// `Err(())` when the room has stopped.
     pub async fn refused(&self, reason: String) -> Result<(), ()> {
-        self.commands
-            .send(Command::Refused {
-                member: self.member,
-                reason,
-            })
-            .await
-            .map_err(|_| ())
+        self.submit(Command::Refused {
+            member: self.member,
+            reason,
+        })
+        .await
     }
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        let leave = Command::Leave {
+        let leave = Queued::from(Command::Leave {
             member: self.member,
-        };
+        });
         if let Err(TrySendError::Full(leave)) = self.commands.try_send(leave)
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {

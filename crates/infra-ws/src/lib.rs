@@ -32,7 +32,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use hub::{Hubs, REPLACED, ROOM_DELETED};
 pub use protocol::SUBPROTOCOL;
-pub use ws::send_queued;
+pub use ws::{MessageRate, send_queued};
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -58,6 +58,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// How often a quiet WebSocket is pinged; one silent for two intervals is dropped.
     pub ping_interval: Duration,
+    /// How fast one WebSocket may send messages, and how long it may stay over that rate.
+    pub message_rate: MessageRate,
 }
 
 impl Default for Settings {
@@ -69,6 +71,10 @@ impl Default for Settings {
             send_queue: 256,
             shutdown_grace: Duration::from_secs(5),
             ping_interval: Duration::from_secs(30),
+            message_rate: MessageRate {
+                per_second: 200,
+                abuse_after: Duration::from_secs(10),
+            },
         }
     }
 }

@@ -144,6 +144,7 @@ pub async fn connect(
             tracing::debug!(room = %membership.room_id(), client = %membership.client(), ?protocol, "client joined");
             let connection = Connection {
                 membership,
+                rate: settings.message_rate,
                 autocomplete,
                 protocol,
                 batch: batch && protocol == Protocol::V1,
@@ -164,8 +165,74 @@ enum Ending {
     Close(u16, String),
 }
 
+/// How fast one connection may send messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageRate {
+    /// Messages a second, on average; twice as many may come at once.
+    pub per_second: u32,
+    /// How long a connection may stay over that rate (while the server stops reading it)
+    /// before it is closed with 1008.
+    pub abuse_after: Duration,
+}
+
+/// A token bucket per connection: while a client sends faster than its rate, the server stops
+/// reading its socket (TCP pushes back on the client, and nothing it sent is dropped); one that
+/// stays over the rate for `abuse_after` is closed with 1008.
+struct RateLimit {
+    rate: MessageRate,
+    tokens: f64,
+    updated: Instant,
+    over_since: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(rate: MessageRate) -> Self {
+        Self {
+            rate,
+            tokens: Self::burst(rate),
+            updated: Instant::now(),
+            over_since: None,
+        }
+    }
+
+    fn burst(rate: MessageRate) -> f64 {
+        2.0 * f64::from(rate.per_second.max(1))
+    }
+
+    /// Takes one message's token, waiting for it when the bucket is empty.
+    async fn admit(&mut self) -> Result<(), Ending> {
+        let per_second = f64::from(self.rate.per_second.max(1));
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(Self::burst(self.rate));
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.over_since = None;
+            return Ok(());
+        }
+        let since = *self.over_since.get_or_insert(now);
+        if now.duration_since(since) >= self.rate.abuse_after {
+            return Err(Ending::Close(
+                close_code::POLICY,
+                format!(
+                    "more than {} messages a second for too long",
+                    self.rate.per_second
+                ),
+            ));
+        }
+        let wait = Duration::from_secs_f64((1.0 - self.tokens) / per_second);
+        tokio::time::sleep(wait).await;
+        self.updated = Instant::now();
+        self.tokens = 0.0;
+        Ok(())
+    }
+}
+
 struct Connection {
     membership: Membership,
+    /// How fast this connection may send.
+    rate: MessageRate,
     autocomplete: Autocomplete,
     protocol: Protocol,
     /// Messages queued together go out as one frame holding a JSON array of them.
@@ -214,8 +281,9 @@ impl Connection {
         }
     }
 
-    /// Reads the client's frames and passes them to the room.
+    /// Reads the client's frames and passes them to the room, at most at the configured rate.
     async fn read(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
+        let mut rate = RateLimit::new(self.rate);
         while let Some(frame) = stream.next().await {
             self.seen();
             let text = match frame {
@@ -232,6 +300,10 @@ impl Connection {
             };
             if text.len() > self.limit {
                 return self.too_large();
+            }
+            if let Err(ending) = rate.admit().await {
+                tracing::info!(room = %self.membership.room_id(), client = %self.membership.client(), "closing a connection that kept sending faster than allowed");
+                return ending;
             }
             let sent = match self.protocol {
                 Protocol::Plain => {
