@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_rooms;
 mod m20261126_000001_create_operations;
+mod m20261201_000001_create_write_probes;
 
 /// Every migration, in the order it applies.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_rooms::Migration),
             Box::new(m20261126_000001_create_operations::Migration),
+            Box::new(m20261201_000001_create_write_probes::Migration),
         ]
     }
 }

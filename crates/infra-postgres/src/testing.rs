@@ -1,5 +1,9 @@
 //! Scratch databases for tests (feature `test-support`): a fresh SQLite file or a fresh
-//! PostgreSQL database per test, migrated, and removed when dropped.
+//! PostgreSQL database per test, migrated, and removed when dropped; and the faults that tests
+//! inject into them (an SQLite file made unwritable, PostgreSQL connections terminated).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use url::Url;
@@ -95,8 +99,135 @@ impl TestDatabase {
     /// # Panics
     /// When the database cannot be opened.
     pub async fn repository(&self) -> SqlRoomRepository {
-        SqlRoomRepository::new(self.connect().await.expect("the test database opens"))
+        SqlRoomRepository::new(
+            self.connect().await.expect("the test database opens"),
+            &self.url,
+        )
     }
+
+    /// The SQLite file, for a database that is one.
+    #[must_use]
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match &self.scratch {
+            Scratch::Sqlite(directory) => Some(directory.path().join("duet.db")),
+            Scratch::Postgres { .. } => None,
+        }
+    }
+
+    /// Makes the SQLite file, its write-ahead log and their directory immutable (`chattr +i`),
+    /// so that every write fails as on a disk gone read-only, until the guard is dropped.
+    ///
+    /// Needs root and a file system with attributes (ext4, xfs, btrfs). Where that is missing
+    /// this returns `None` after a loud notice, so the test can end early; under `CI=true` it
+    /// panics instead, so CI never passes without having injected the fault.
+    ///
+    /// # Panics
+    /// When called on PostgreSQL, or as above under CI.
+    #[must_use]
+    pub fn make_unwritable(&self) -> Option<Unwritable> {
+        let file = self.sqlite_file().expect("an SQLite database");
+        let directory = file.parent().expect("a directory").to_owned();
+        let mut paths = vec![directory];
+        for suffix in ["", "-wal"] {
+            let path = PathBuf::from(format!("{}{suffix}", file.display()));
+            if path.exists() {
+                paths.push(path);
+            }
+        }
+        let mut guard = Unwritable { paths: Vec::new() };
+        for path in paths {
+            if let Err(error) = chattr("+i", &path) {
+                fault_unavailable(&format!(
+                    "cannot make {} immutable: {error}",
+                    path.display()
+                ));
+                return None;
+            }
+            guard.paths.push(path);
+        }
+        Some(guard)
+    }
+
+    /// Terminates every server process connected to this PostgreSQL database (as an
+    /// administrator's `pg_terminate_backend` or a crashed backend would) and returns how many
+    /// there were. The rest of the cluster is left alone.
+    ///
+    /// # Panics
+    /// When called on SQLite or when the server cannot be reached.
+    pub async fn terminate_connections(&self) -> usize {
+        let Scratch::Postgres { admin_url, name } = &self.scratch else {
+            panic!("terminate_connections needs a PostgreSQL database");
+        };
+        let admin = Database::connect(admin_url.as_str())
+            .await
+            .expect("the PostgreSQL server answers");
+        let terminated = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                admin.get_database_backend(),
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ),
+            ))
+            .await
+            .expect("backends terminated")
+            .len();
+        let _ = admin.close().await;
+        terminated
+    }
+}
+
+/// Paths made immutable by [`TestDatabase::make_unwritable`]; dropping it makes them writable
+/// again.
+#[must_use = "the files become writable again when this is dropped"]
+pub struct Unwritable {
+    paths: Vec<PathBuf>,
+}
+
+impl Unwritable {
+    /// Makes the files writable again.
+    pub fn heal(self) {}
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        for path in self.paths.iter().rev() {
+            if let Err(error) = chattr("-i", path) {
+                eprintln!(
+                    "warning: cannot make {} mutable again: {error}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+fn chattr(change: &str, path: &Path) -> Result<(), String> {
+    let output = Command::new("chattr")
+        .arg(change)
+        .arg(path)
+        .output()
+        .map_err(|error| format!("chattr: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
+}
+
+/// Reports that a fault cannot be injected here: loudly, and as a failure under `CI=true`.
+///
+/// # Panics
+/// Under CI.
+pub fn fault_unavailable(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but a storage fault cannot be injected: {why}"
+    );
+    eprintln!(
+        "\n!!!!!!!! NOTICE: {why}; this fault-injection test did NOT run. Run the tests as \
+         root on ext4, xfs or btrfs. !!!!!!!!\n"
+    );
 }
 
 impl Drop for TestDatabase {

@@ -5,6 +5,7 @@ use std::ops::Deref;
 use duet_infra_postgres::SqlRoomRepository;
 use duet_infra_postgres::testing::TestDatabase;
 
+mod faults;
 mod health;
 
 /// A repository with the database it lives in.
