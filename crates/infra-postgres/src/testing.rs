@@ -15,7 +15,12 @@ pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/
 
 enum Scratch {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    /// A small tmpfs mounted on the directory, so that the disk can be filled.
+    SqliteOnTmpfs(tempfile::TempDir),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 /// A database that exists for one test.
@@ -39,6 +44,61 @@ impl TestDatabase {
             url,
             scratch: Scratch::Sqlite(directory),
         }
+    }
+
+    /// A new SQLite file on a tmpfs of its own of `bytes` bytes, unmounted when dropped, so
+    /// that a test can fill the disk ([`Self::fill_disk`]).
+    ///
+    /// Needs root (to mount); without, `None` after a loud notice (a panic under `CI=true`).
+    ///
+    /// # Panics
+    /// When no temporary directory can be made, or as above under CI.
+    #[must_use]
+    pub fn sqlite_on_small_disk(bytes: u64) -> Option<Self> {
+        let directory = tempfile::tempdir().expect("a temporary directory");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(directory.path())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => {
+                fault_unavailable(&format!(
+                    "cannot mount a tmpfs: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+                return None;
+            }
+            Err(error) => {
+                fault_unavailable(&format!("cannot run mount: {error}"));
+                return None;
+            }
+        }
+        let path = directory.path().join("duet.db");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}?mode=rwc", path.display()))
+            .expect("a valid SQLite URL");
+        Some(Self {
+            url,
+            scratch: Scratch::SqliteOnTmpfs(directory),
+        })
+    }
+
+    /// Fills the disk of a database made by [`Self::sqlite_on_small_disk`] with a file, removed
+    /// when the guard is dropped.
+    ///
+    /// # Panics
+    /// On another kind of database, or when the filler cannot be written at all.
+    pub fn fill_disk(&self) -> DiskFiller {
+        use std::io::Write;
+        let Scratch::SqliteOnTmpfs(directory) = &self.scratch else {
+            panic!("fill_disk needs a database made by sqlite_on_small_disk");
+        };
+        let path = directory.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("a filler file");
+        let chunk = vec![0_u8; 4096];
+        // Written until the disk refuses more: then every byte of it is taken.
+        while file.write_all(&chunk).and_then(|()| file.flush()).is_ok() {}
+        DiskFiller { path }
     }
 
     /// A new, empty database on the PostgreSQL server named by `TEST_DATABASE_URL`.
@@ -109,7 +169,9 @@ impl TestDatabase {
     #[must_use]
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         match &self.scratch {
-            Scratch::Sqlite(directory) => Some(directory.path().join("duet.db")),
+            Scratch::Sqlite(directory) | Scratch::SqliteOnTmpfs(directory) => {
+                Some(directory.path().join("duet.db"))
+            }
             Scratch::Postgres { .. } => None,
         }
     }
@@ -177,6 +239,25 @@ impl TestDatabase {
     }
 }
 
+/// A file that fills a small disk; dropping it frees the space.
+#[must_use = "the disk is freed when this is dropped"]
+pub struct DiskFiller {
+    path: PathBuf,
+}
+
+impl DiskFiller {
+    /// Frees the space.
+    pub fn heal(self) {}
+}
+
+impl Drop for DiskFiller {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_file(&self.path) {
+            eprintln!("warning: cannot remove {}: {error}", self.path.display());
+        }
+    }
+}
+
 /// Paths made immutable by [`TestDatabase::make_unwritable`]; dropping it makes them writable
 /// again.
 #[must_use = "the files become writable again when this is dropped"]
@@ -232,6 +313,13 @@ pub fn fault_unavailable(why: &str) {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if let Scratch::SqliteOnTmpfs(directory) = &self.scratch {
+            // Lazily, so that a connection still closing does not keep it mounted.
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(directory.path())
+                .status();
+        }
         let Scratch::Postgres { admin_url, name } = &self.scratch else {
             return;
         };

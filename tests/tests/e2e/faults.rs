@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use duet_domain::TextOperation;
+use duet_infra_postgres::testing::{DiskFiller, TestDatabase, Unwritable};
 use duet_tests::v1::V1Client;
 use duet_tests::{Backend, PATIENCE, TestServer, on_both_databases};
 use serde_json::{Value, json};
@@ -112,11 +113,21 @@ fn check_exactly_acknowledged(stored: &Value, typists: &[&V1Client; 2]) {
     }
 }
 
-/// The fault a test injects, and how it is healed.
+/// The fault a test injects; dropping it heals it.
 enum Fault {
     /// The SQLite file, its log and their directory made immutable.
-    Unwritable(duet_infra_postgres::testing::Unwritable),
+    Unwritable(#[allow(dead_code)] Unwritable),
+    /// The SQLite file's disk filled up.
+    FullDisk(#[allow(dead_code)] DiskFiller),
     /// Every PostgreSQL connection of the database terminated (healed by reconnecting).
+    Terminated,
+}
+
+/// Which fault to inject.
+#[derive(Clone, Copy)]
+enum Inject {
+    Unwritable,
+    FullDisk,
     Terminated,
 }
 
@@ -124,7 +135,23 @@ async fn typing_through_a_storage_fault(backend: Backend) {
     let Some(database) = backend.database().await else {
         return;
     };
-    let server = TestServer::on(&database).await;
+    let inject = match backend {
+        Backend::Sqlite => Inject::Unwritable,
+        Backend::Postgres => Inject::Terminated,
+    };
+    typing_through(&database, inject).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_through_a_full_disk() {
+    let Some(database) = TestDatabase::sqlite_on_small_disk(16 << 20) else {
+        return;
+    };
+    typing_through(&database, Inject::FullDisk).await;
+}
+
+async fn typing_through(database: &TestDatabase, inject: Inject) {
+    let server = TestServer::on(database).await;
     let room = server.create_room(json!({"language": "plaintext"})).await;
     let ws_url = format!("ws://{}", server.address);
     let alice = V1Client::connect(&ws_url, &room, None).await;
@@ -135,12 +162,13 @@ async fn typing_through_a_storage_fault(backend: Backend) {
     }
     settle(&typists).await;
 
-    let fault = match backend {
-        Backend::Sqlite => match database.make_unwritable() {
+    let fault = match inject {
+        Inject::Unwritable => match database.make_unwritable() {
             Some(unwritable) => Fault::Unwritable(unwritable),
             None => return,
         },
-        Backend::Postgres => {
+        Inject::FullDisk => Fault::FullDisk(database.fill_disk()),
+        Inject::Terminated => {
             assert!(database.terminate_connections().await > 0);
             Fault::Terminated
         }
@@ -151,7 +179,7 @@ async fn typing_through_a_storage_fault(backend: Backend) {
         "an edit refused as unavailable",
     )
     .await;
-    if let Fault::Unwritable(unwritable) = fault {
+    if !matches!(fault, Fault::Terminated) {
         // While the file stays unwritable, the server says it is not ready, and keeps
         // refusing: the refused edits are not in the room.
         type_until(
@@ -167,7 +195,7 @@ async fn typing_through_a_storage_fault(backend: Backend) {
             .flat_map(|typist| typist.snapshot().acked.into_values())
             .max();
         assert_eq!(acknowledged, Some(stored_revision), "during the fault");
-        unwritable.heal();
+        drop(fault);
     }
 
     // Healed: readiness comes back by itself, and the refused edits go through when resent.
@@ -186,7 +214,7 @@ async fn typing_through_a_storage_fault(backend: Backend) {
 
     drop((alice.disconnect(), bob.disconnect()));
     server.stop().await;
-    let restarted = TestServer::on(&database).await;
+    let restarted = TestServer::on(database).await;
     let after_restart = restarted.room(&room).await;
     assert_eq!(
         after_restart["code"], running["code"],
