@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_rooms;
 mod m20261126_000001_create_operations;
 mod m20261126_000002_guard_the_log;
+mod m20261126_000003_create_write_probes;
 
 /// Every migration, in the order it applies.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_rooms::Migration),
             Box::new(m20261126_000001_create_operations::Migration),
             Box::new(m20261126_000002_guard_the_log::Migration),
+            Box::new(m20261126_000003_create_write_probes::Migration),
         ]
     }
 }

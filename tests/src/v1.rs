@@ -32,6 +32,8 @@ pub struct State {
     /// Every acknowledgement: seq → revision.
     pub acked: BTreeMap<u64, u64>,
     pub errors: Vec<Value>,
+    /// How many edits the server refused as `unavailable`, resent or not.
+    pub refused: usize,
     pub participants: Vec<Value>,
     pub closed: bool,
     pub welcomed: bool,
@@ -145,7 +147,12 @@ impl State {
                 let operation = serde_json::from_value(message["ops"].clone()).expect("ops");
                 self.apply_remote(number("revision"), &operation);
             }
-            Some("error") => self.errors.push(message.clone()),
+            Some("error") => {
+                if message["code"] == "unavailable" {
+                    self.refused += 1;
+                }
+                self.errors.push(message.clone());
+            }
             _ => {}
         }
         self.send_next(outgoing);
@@ -254,6 +261,24 @@ impl V1Client {
             None => operation,
         });
         state.send_next(&self.outgoing);
+    }
+
+    /// Sends the operation in flight again, with its sequence number and base, if the server
+    /// refused it as `unavailable`; returns whether it did.
+    pub fn resend_refused(&self) -> bool {
+        let mut state = lock(&self.state);
+        let Some((seq, base, sent, _)) = state.outstanding.clone() else {
+            return false;
+        };
+        let before = state.errors.len();
+        state
+            .errors
+            .retain(|error| !(error["code"] == "unavailable" && error["seq"] == seq));
+        if state.errors.len() == before {
+            return false;
+        }
+        let _ = self.outgoing.send(op_message(seq, base, &sent));
+        true
     }
 
     /// Sends a raw text frame.

@@ -59,7 +59,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let connection = connect(&config.database_url).await?;
-    let repository = Arc::new(SqlRoomRepository::new(connection.clone()));
+    let repository = Arc::new(SqlRoomRepository::new(
+        connection.clone(),
+        &config.database_url,
+    ));
     let resume_key = repository.resume_key().await.map_err(ServerError::Key)?;
     let engine: Arc<dyn Autocompleter> = match &config.autocomplete {
         AutocompleteEngine::Local => Arc::new(LocalAutocompleter),

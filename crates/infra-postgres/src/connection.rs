@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 use url::Url;
 
 /// A database URL: `postgres://…` (or `postgresql://…`) or `sqlite://PATH?mode=rwc`.
@@ -118,15 +118,9 @@ pub enum ConnectError {
     Migrate(#[source] sea_orm::DbErr),
 }
 
-/// Opens the database, tunes SQLite for concurrent use, and applies pending migrations.
-///
-/// # Errors
-/// [`ConnectError`] when the database cannot be reached or migrated.
-pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectError> {
+/// The pool options for `url` with at most `connections` connections.
+fn options(url: &DatabaseUrl, connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.expose());
-    // Every live room commits on its own; PostgreSQL merges the flushes of concurrent commits,
-    // so more connections mean more commits per flush. SQLite has one writer whatever the pool.
-    let connections = if url.is_sqlite() { 8 } else { 48 };
     options
         .max_connections(connections)
         .min_connections(1)
@@ -136,7 +130,18 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectErr
         // less per commit); one idle for a while still is, so a restarted database is noticed.
         .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
-    let connection = Database::connect(options)
+    options
+}
+
+/// Opens the database, tunes SQLite for concurrent use, and applies pending migrations.
+///
+/// # Errors
+/// [`ConnectError`] when the database cannot be reached or migrated.
+pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectError> {
+    // Every live room commits on its own; PostgreSQL merges the flushes of concurrent commits,
+    // so more connections mean more commits per flush. SQLite has one writer whatever the pool.
+    let connections = if url.is_sqlite() { 8 } else { 48 };
+    let connection = Database::connect(options(url, connections))
         .await
         .map_err(|source| ConnectError::Connect {
             url: url.clone(),
@@ -145,18 +150,31 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DatabaseConnection, ConnectErr
     if connection.get_database_backend() == DbBackend::Sqlite {
         // Write-ahead logging lets readers run beside the writer; the setting is stored in
         // the file, so setting it on one pooled connection is enough.
-        connection
+        if let Err(source) = connection
             .execute_unprepared("PRAGMA journal_mode=WAL")
             .await
-            .map_err(|source| ConnectError::Connect {
+        {
+            let _ = connection.close().await;
+            return Err(ConnectError::Connect {
                 url: url.clone(),
                 source,
-            })?;
+            });
+        }
     }
-    Migrator::up(&connection, None)
-        .await
-        .map_err(ConnectError::Migrate)?;
+    // A migration that fails mid-transaction leaves its connection in the pool: the pool is
+    // closed rather than handed on.
+    if let Err(error) = Migrator::up(&connection, None).await {
+        let _ = connection.close().await;
+        return Err(ConnectError::Migrate(error));
+    }
     Ok(connection)
+}
+
+/// Opens one connection of its own for a writer (a committer, the readiness probe), with the
+/// pool's settings, so that the writer can close it after any failure instead of handing a
+/// connection in an unknown transaction state back to a pool.
+pub(crate) async fn connect_writer(url: &DatabaseUrl) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, 1)).await
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod room_entity;
 mod room_repository;
 #[cfg(feature = "test-support")]
 pub mod testing;
+mod write_probe_entity;
 
 pub use connection::{ConnectError, DatabaseUrl, DatabaseUrlError, connect};
 pub use room_repository::SqlRoomRepository;

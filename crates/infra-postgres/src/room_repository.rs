@@ -1,27 +1,47 @@
-//! Rooms in the `rooms` table.
+//! Rooms in the `rooms` table, their operations in `operations`, and what happens when a write
+//! fails.
+//!
+//! A failed write is handled, not just reported. Appends are written by committer tasks, each
+//! through a connection it owns: after any error from `BEGIN`, a statement or `COMMIT` the
+//! committer closes that connection and opens a fresh one for its next batch. A failed `COMMIT`
+//! can leave a connection inside a transaction that sqlx no longer counts correctly (its
+//! transaction depth is only lowered when `COMMIT`/`ROLLBACK` succeed, so later transactions
+//! on it become savepoints that never commit and hold SQLite's write lock); closing the
+//! connection makes the database roll back whatever it holds. The shared pool only runs reads
+//! and single-statement (autocommit) writes, which leave no transaction behind.
+//!
+//! Every write's outcome is recorded: after one fails, the readiness check fails until a probe
+//! write (to `write_probes`) through a fresh connection succeeds, so readiness recovers by
+//! itself once the database takes writes again.
 
 use async_trait::async_trait;
 use duet_app::ports::{HealthCheck, KeyStore, RecordedSubmission, RepositoryError, RoomRepository};
 use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, TextOperation};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sea_orm::DbBackend;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::connection::{DatabaseUrl, connect_writer};
 use crate::operation_entity::{self, Entity as Operations};
 use crate::room_entity::{self, Column, Entity as Rooms};
+use crate::write_probe_entity::{self, Entity as WriteProbes};
 
 /// The room store on an SQL database (PostgreSQL or SQLite) through sea-orm.
 #[derive(Clone, Debug)]
 pub struct SqlRoomRepository {
+    /// The shared pool: reads and single-statement writes only, never a transaction.
     connection: DatabaseConnection,
+    url: DatabaseUrl,
     appends: mpsc::Sender<Append>,
+    writes: Arc<WriteHealth>,
 }
 
 /// One room's batch of operations waiting for the shared commit.
@@ -33,6 +53,38 @@ struct Append {
     done: oneshot::Sender<Result<(), RepositoryError>>,
 }
 
+/// Whether the last write failed, for the readiness check, and how many failed so far, so that
+/// every committer replaces its connection after any of them saw the store fail: a database
+/// restart or a terminated backend breaks all their connections at once.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    failing: AtomicBool,
+    failures: AtomicU64,
+}
+
+impl WriteHealth {
+    /// Notes a write's outcome: a store failure marks writes as failing, a success as working;
+    /// a refusal for the data's sake (a taken id, a missing room) says nothing about the store.
+    fn record<T>(&self, result: &Result<T, RepositoryError>) {
+        match result {
+            Ok(_) => self.failing.store(false, Ordering::Release),
+            Err(RepositoryError::Unavailable(_)) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
+                self.failing.store(true, Ordering::Release);
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+}
+
 /// How many rooms' appends share one transaction at most.
 const APPENDS_PER_COMMIT: usize = 512;
 /// Transactions in flight at once on PostgreSQL: rooms are independent (each room waits for
@@ -41,51 +93,154 @@ const APPENDS_PER_COMMIT: usize = 512;
 const POSTGRES_COMMITTERS: usize = 4;
 
 impl SqlRoomRepository {
-    /// A store on an open, migrated connection (see [`crate::connect`]). It starts the task
-    /// that commits appends, so it must be made inside a Tokio runtime.
+    /// A store on an open, migrated connection pool (see [`crate::connect`]) for reads, with
+    /// committer tasks that each open their own connection to `url` for appends. It starts
+    /// those tasks, so it must be made inside a Tokio runtime.
     #[must_use]
-    pub fn new(connection: DatabaseConnection) -> Self {
+    pub fn new(connection: DatabaseConnection, url: &DatabaseUrl) -> Self {
         let (appends, queue) = mpsc::channel(4 * APPENDS_PER_COMMIT);
         let committers = match connection.get_database_backend() {
             DbBackend::Postgres => POSTGRES_COMMITTERS,
             _ => 1,
         };
         let queue = Arc::new(Mutex::new(queue));
+        let writes = Arc::new(WriteHealth::default());
         for _ in 0..committers {
-            tokio::spawn(commit_appends(connection.clone(), Arc::clone(&queue)));
+            let committer = Committer {
+                url: url.clone(),
+                connection: None,
+                writes: Arc::clone(&writes),
+            };
+            tokio::spawn(committer.run(Arc::clone(&queue)));
         }
         Self {
             connection,
+            url: url.clone(),
             appends,
+            writes,
         }
+    }
+
+    /// Writes the probe row through a connection of its own, closed afterwards.
+    async fn probe_write(&self) -> Result<(), DbErr> {
+        let connection = connect_writer(&self.url).await?;
+        let row = write_probe_entity::ActiveModel {
+            id: Set(1),
+            written_at: Set(chrono::Utc::now()),
+        };
+        let written = WriteProbes::insert(row)
+            .on_conflict(
+                OnConflict::column(write_probe_entity::Column::Id)
+                    .update_column(write_probe_entity::Column::WrittenAt)
+                    .to_owned(),
+            )
+            .exec_without_returning(&connection)
+            .await;
+        let _ = connection.close().await;
+        written.map(|_| ())
     }
 }
 
-/// Commits the appends of every room that arrive together in one transaction: with many live
-/// rooms, one flush to disk then carries the edits of hundreds of rooms instead of one. When a
-/// shared transaction fails, each append is retried alone so that the error reaches only the
-/// room that caused it.
-async fn commit_appends(connection: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
-    let mut batch = Vec::with_capacity(APPENDS_PER_COMMIT);
-    // One committer takes what is queued while the others are busy writing.
-    while queue
-        .lock()
-        .await
-        .recv_many(&mut batch, APPENDS_PER_COMMIT)
-        .await
-        > 0
-    {
-        let appends = std::mem::take(&mut batch);
-        if appends.len() > 1 && write_appends(&connection, &appends).await.is_ok() {
-            for append in appends {
-                let _ = append.done.send(Ok(()));
+/// A committer task with the connection it writes through, opened when needed and closed
+/// after any failure.
+struct Committer {
+    url: DatabaseUrl,
+    /// The connection, with the number of store failures seen when it was opened.
+    connection: Option<(DatabaseConnection, u64)>,
+    writes: Arc<WriteHealth>,
+}
+
+impl Committer {
+    /// Commits the appends of every room that arrive together in one transaction: with many
+    /// live rooms, one flush to disk then carries the edits of hundreds of rooms instead of
+    /// one. When a shared transaction fails because of one room's data, each append is retried
+    /// alone so that the error reaches only that room; when the store fails, every append of
+    /// the batch is refused.
+    async fn run(mut self, queue: Arc<Mutex<mpsc::Receiver<Append>>>) {
+        // Connect before the first batch arrives, so it does not wait for that; a failure
+        // here is retried when the batch comes.
+        let failures = self.writes.failures();
+        self.connection = connect_writer(&self.url)
+            .await
+            .ok()
+            .map(|connection| (connection, failures));
+        let mut batch = Vec::with_capacity(APPENDS_PER_COMMIT);
+        // One committer takes what is queued while the others are busy writing.
+        while queue
+            .lock()
+            .await
+            .recv_many(&mut batch, APPENDS_PER_COMMIT)
+            .await
+            > 0
+        {
+            let appends = std::mem::take(&mut batch);
+            if appends.len() > 1 {
+                let result = self.write(&appends).await;
+                self.writes.record(&result);
+                match result {
+                    Ok(()) => {
+                        for append in appends {
+                            let _ = append.done.send(Ok(()));
+                        }
+                        continue;
+                    }
+                    Err(RepositoryError::Unavailable(cause)) => {
+                        let cause = SharedCause(Arc::from(cause));
+                        for append in appends {
+                            let error = RepositoryError::Unavailable(Box::new(cause.clone()));
+                            let _ = append.done.send(Err(error));
+                        }
+                        continue;
+                    }
+                    Err(_) => {}
+                }
             }
-            continue;
+            for append in appends {
+                let result = self.write(std::slice::from_ref(&append)).await;
+                self.writes.record(&result);
+                let _ = append.done.send(result);
+            }
         }
-        for append in appends {
-            let result = write_appends(&connection, std::slice::from_ref(&append)).await;
-            let _ = append.done.send(result);
+    }
+
+    /// Writes `appends` in one transaction. After any error the connection is closed, so the
+    /// database rolls back whatever it still holds and no later batch runs on it.
+    /// A connection opened before the store last failed (here or in another committer) is
+    /// replaced first: it may be as broken as the one that failed.
+    async fn write(&mut self, appends: &[Append]) -> Result<(), RepositoryError> {
+        let failures = self.writes.failures();
+        let connection = match self.connection.take() {
+            Some((connection, opened_after)) if opened_after == failures => connection,
+            stale => {
+                if let Some((connection, _)) = stale {
+                    let _ = connection.close().await;
+                }
+                connect_writer(&self.url).await.map_err(unavailable)?
+            }
+        };
+        let result = write_appends(&connection, appends).await;
+        if result.is_ok() {
+            self.connection = Some((connection, failures));
+        } else {
+            let _ = connection.close().await;
         }
+        result
+    }
+}
+
+/// One store failure reported to every append of a batch.
+#[derive(Clone, Debug)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -230,7 +385,8 @@ impl RoomRepository for SqlRoomRepository {
             created_at: Set(room.created_at()),
             updated_at: Set(room.updated_at()),
         };
-        match Rooms::insert(row)
+        // One statement in autocommit mode: a failure leaves no transaction on the connection.
+        let result = match Rooms::insert(row)
             .exec_without_returning(&self.connection)
             .await
         {
@@ -239,7 +395,9 @@ impl RoomRepository for SqlRoomRepository {
                 Err(RepositoryError::RoomExists(room.id()))
             }
             Err(error) => Err(unavailable(error)),
-        }
+        };
+        self.writes.record(&result);
+        result
     }
 
     async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError> {
@@ -252,11 +410,14 @@ impl RoomRepository for SqlRoomRepository {
     }
 
     async fn save(&self, room: &Room) -> Result<(), RepositoryError> {
-        if write_snapshot(&self.connection, room).await? {
-            Ok(())
-        } else {
-            Err(RepositoryError::RoomNotFound(room.id()))
-        }
+        // One statement in autocommit mode, like `insert`.
+        let result = match write_snapshot(&self.connection, room).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RepositoryError::RoomNotFound(room.id())),
+            Err(error) => Err(error),
+        };
+        self.writes.record(&result);
+        result
     }
 
     async fn append(
@@ -365,9 +526,10 @@ impl RoomRepository for SqlRoomRepository {
         let uuid = *room.as_uuid();
         let from = revision_column(from)?;
         let now = chrono::Utc::now();
-        let transaction = self.connection.begin().await.map_err(unavailable)?;
         // Copy, then delete, in one transaction: the rows are kept for an operator as they
-        // were, damaged or not.
+        // were, damaged or not. The transaction runs on a connection of its own, closed
+        // afterwards whatever happened, so a failed commit cannot leave a pooled connection
+        // inside a transaction.
         let copy = sea_orm::Statement::from_sql_and_values(
             backend,
             match backend {
@@ -382,26 +544,23 @@ impl RoomRepository for SqlRoomRepository {
             },
             [reason.into(), now.into(), uuid.into(), from.into()],
         );
+        let connection = connect_writer(&self.url).await.map_err(unavailable)?;
         let result = async {
+            let transaction = connection.begin().await?;
             transaction.execute_raw(copy).await?;
             let deleted = Operations::delete_many()
                 .filter(operation_entity::Column::RoomId.eq(uuid))
                 .filter(operation_entity::Column::Revision.gte(from))
                 .exec(&transaction)
                 .await?;
+            transaction.commit().await?;
             Ok::<u64, DbErr>(deleted.rows_affected)
         }
-        .await;
-        match result {
-            Ok(moved) => {
-                transaction.commit().await.map_err(unavailable)?;
-                Ok(moved)
-            }
-            Err(error) => {
-                let _ = transaction.rollback().await;
-                Err(unavailable(error))
-            }
-        }
+        .await
+        .map_err(unavailable);
+        let _ = connection.close().await;
+        self.writes.record(&result);
+        result
     }
 }
 
@@ -470,7 +629,14 @@ fn key_from_hex(value: &str) -> Option<[u8; 32]> {
 
 #[async_trait]
 impl HealthCheck for SqlRoomRepository {
+    /// While writes work, a ping; after a write failed, a real write through a fresh
+    /// connection, which marks writes as working again when it succeeds.
     async fn check(&self) -> Result<(), RepositoryError> {
-        self.connection.ping().await.map_err(unavailable)
+        if !self.writes.failing() {
+            return self.connection.ping().await.map_err(unavailable);
+        }
+        let probed = self.probe_write().await.map_err(unavailable);
+        self.writes.record(&probed);
+        probed
     }
 }

@@ -14,7 +14,7 @@ async fn a_reachable_database_is_healthy() {
 async fn a_closed_connection_is_unhealthy() {
     let database = TestDatabase::sqlite();
     let connection = database.connect().await.expect("opens");
-    let repository = SqlRoomRepository::new(connection.clone());
+    let repository = SqlRoomRepository::new(connection.clone(), database.url());
     connection.close_by_ref().await.expect("closes");
     assert!(repository.check().await.is_err());
 }
