@@ -15,7 +15,7 @@ use duet_infra_ws::Services;
 use tokio::net::TcpListener;
 
 pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND, OpenAiSettings, Secret};
-pub use duet_infra_ws::{AllowedOrigins, Settings};
+pub use duet_infra_ws::{AllowedOrigins, ConnectionLimits, Settings};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

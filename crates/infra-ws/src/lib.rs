@@ -58,6 +58,47 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// How often a quiet WebSocket is pinged; one silent for two intervals is dropped.
     pub ping_interval: Duration,
+    /// How long connections and request heads may take, and how many connections there may be.
+    pub connections: ConnectionLimits,
+}
+
+/// The limits that keep slow, idle or numerous clients from holding the server's connections
+/// (each one a file descriptor and a task). README's configuration table lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a new connection has to send its first request head, and a kept-alive one to
+    /// finish a head once its first byte arrived; past it the connection is closed unanswered.
+    pub header_timeout: Duration,
+    /// How long a kept-alive HTTP connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive in full; past it the answer is 408.
+    pub body_timeout: Duration,
+    /// How long a WebSocket upgrade may take from its request to the 101 (the room is joined in
+    /// between); past it the connection is dropped.
+    pub handshake_timeout: Duration,
+    /// How many connections (HTTP and WebSocket) may be open at once; more are answered 503.
+    pub max_connections: usize,
+    /// The longest request target (path and query) accepted; a longer one is answered 414.
+    pub max_uri_bytes: usize,
+    /// The most bytes of request line and headers accepted; more are answered 431.
+    pub max_header_bytes: usize,
+    /// The most header fields in a request; more are answered 431.
+    pub max_headers: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -69,6 +110,7 @@ impl Default for Settings {
             send_queue: 256,
             shutdown_grace: Duration::from_secs(5),
             ping_interval: Duration::from_secs(30),
+            connections: ConnectionLimits::default(),
         }
     }
 }
