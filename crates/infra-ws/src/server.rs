@@ -63,6 +63,9 @@ pub(crate) async fn run(
     let (stopping, stop) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
+    // Whether the last connection was refused: a flood past the cap logs one warning, not one
+    // per connection.
+    let mut full = false;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -75,6 +78,7 @@ pub(crate) async fn run(
                     }
                     match capacity.clone().try_acquire_owned() {
                         Ok(permit) => {
+                            full = false;
                             let stream = ClientStream::new(stream, permit);
                             connections.spawn(serve_connection(
                                 stream,
@@ -84,7 +88,13 @@ pub(crate) async fn run(
                             ));
                         }
                         Err(_) => {
-                            tracing::warn!(limit = limits.max_connections, "connection refused: too many open");
+                            if !full {
+                                tracing::warn!(
+                                    limit = limits.max_connections,
+                                    "connections refused: as many open as DUET_MAX_CONNECTIONS allows"
+                                );
+                            }
+                            full = true;
                             connections.spawn(refuse(stream));
                         }
                     }
@@ -311,7 +321,9 @@ impl Future for HeadSleep {
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         // hyper polls this sleep right after each read that left the head incomplete, so the
-        // first poll after bytes arrived is when the request started.
+        // first poll after bytes arrived is when the request started. (A head that came in
+        // with the previous request's bytes, pipelined, is held to the idle timeout instead:
+        // bounded all the same.)
         if let Some(idle) = &this.idle
             && idle.reads.count() != idle.reads_before
         {
