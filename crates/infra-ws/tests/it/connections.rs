@@ -42,15 +42,19 @@ impl Server {
         limits: ConnectionLimits,
         repository: Arc<dyn RoomRepository>,
     ) -> Self {
-        let services = Services {
-            rooms: Rooms::new(repository, Arc::new(FixedClock::default())),
-            autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
-            health: Arc::new(InMemoryRoomRepository::default()),
-        };
         let settings = Settings {
             connections: limits,
             shutdown_grace: Duration::from_secs(2),
             ..Settings::default()
+        };
+        Self::with_settings(settings, repository).await
+    }
+
+    async fn with_settings(settings: Settings, repository: Arc<dyn RoomRepository>) -> Self {
+        let services = Services {
+            rooms: Rooms::new(repository, Arc::new(FixedClock::default())),
+            autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
+            health: Arc::new(InMemoryRoomRepository::default()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let address = listener.local_addr().expect("an address");
@@ -223,6 +227,28 @@ async fn a_head_sent_a_byte_at_a_time_is_closed_after_the_header_timeout() {
     .await
     .expect("the server closes a slow head in time");
     assert!(elapsed >= SHORT - Duration::from_millis(100), "{elapsed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn three_hundred_partial_heads_are_all_closed_while_others_are_served() {
+    let server = Server::start(limits()).await;
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut stream = server.connect().await;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: duet\r\nX-Slow: ")
+            .await
+            .expect("sent");
+        slow.push(stream);
+    }
+    let mut stream = server.connect().await;
+    assert_eq!(exchange(&mut stream, GET_STATUS).await.status, 200);
+    for stream in &mut slow {
+        let elapsed = closed_after(stream, started).await;
+        assert!(elapsed >= SHORT - Duration::from_millis(100), "{elapsed:?}");
+    }
     server.stop().await;
 }
 
@@ -528,4 +554,43 @@ async fn requests_hyper_refuses_are_answered_in_the_json_shape() {
         }
     }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_closes_websockets_with_1001_and_waits_for_nothing_else() {
+    let server = Server::with_settings(
+        Settings {
+            shutdown_grace: PATIENCE,
+            ..Settings::default()
+        },
+        Arc::new(InMemoryRoomRepository::default()),
+    )
+    .await;
+    let mut http = server.connect().await;
+    let created = exchange(
+        &mut http,
+        b"POST /rooms HTTP/1.1\r\nHost: duet\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let room = created.json()["roomId"]
+        .as_str()
+        .expect("a room id")
+        .to_owned();
+    let mut socket = websocket(&server, &room).await;
+    let started = Instant::now();
+    let stopping = tokio::spawn(server.stop());
+    let frame = tokio::time::timeout(PATIENCE, socket.next())
+        .await
+        .expect("in time")
+        .expect("a frame")
+        .expect("valid");
+    let tokio_tungstenite::tungstenite::Message::Close(Some(close)) = frame else {
+        panic!("expected a close frame, got {frame:?}");
+    };
+    assert_eq!(u16::from(close.code), 1001);
+    drop(socket);
+    // The idle HTTP connection and the closed WebSocket are all there was: no grace to wait out.
+    stopping.await.expect("stops");
+    assert!(started.elapsed() < PATIENCE / 2, "{:?}", started.elapsed());
+    closed_after(&mut http, started).await;
 }
