@@ -114,6 +114,9 @@ pub(crate) async fn run(
         }
     }
     drop(listener);
+    // The router's state holds what tells the WebSocket closer that every connection is gone;
+    // only the connections' own copies may keep it waiting now.
+    drop(router);
     let deadline = Instant::now() + grace;
     stopping.send_replace(true);
     // WebSockets are told to close with 1001; hyper finishes each HTTP connection's request in
