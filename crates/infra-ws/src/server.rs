@@ -31,7 +31,7 @@ use hyper::rt::{Sleep, Timer};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -142,7 +142,6 @@ pub(crate) async fn run(
 /// Answers 503 in the JSON shape to a connection past the cap and closes it, reading at most a
 /// little of what it sent.
 async fn refuse(mut stream: TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let answer = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "too_many_connections",
