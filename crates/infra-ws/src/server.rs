@@ -59,7 +59,11 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Arc::new(limits);
-    let capacity = Arc::new(Semaphore::new(limits.max_connections));
+    // The configuration keeps the cap far below the semaphore's ceiling; `min` keeps `new` from
+    // panicking on settings made some other way.
+    let capacity = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let (stopping, stop) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -99,10 +103,16 @@ pub(crate) async fn run(
                         }
                     }
                 }
+                Err(error) if matches!(
+                    error.kind(),
+                    io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                ) => {
+                    // The client gave up before it was accepted.
+                    tracing::debug!(%error, "connection gone before it was accepted");
+                }
                 Err(error) => {
                     // Out of file descriptors, most likely: the connections that hold them
-                    // must close first. (A connection reset before it was accepted is no
-                    // reason to wait, but costs little.)
+                    // must close first.
                     tracing::warn!(%error, "cannot accept a connection");
                     tokio::select! {
                         () = &mut shutdown => break,
