@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use duet_app::LiveSettings;
 use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
-use duet_infra_ws::{AllowedOrigins, MessageRate, Settings};
+use duet_infra_ws::{AllowedOrigins, ConnectionLimits, MessageRate, Settings};
 
 /// Everything the server needs to start. Its `Debug` hides the database password.
 #[derive(Clone, Debug)]
@@ -98,6 +98,7 @@ impl Config {
                 .unwrap_or(u32::MAX),
                 abuse_after: seconds(&lookup, "DUET_FLOOD_CLOSE_SECS", 10)?,
             },
+            connections: connection_limits(&lookup)?,
         };
         let live_defaults = LiveSettings::default();
         let live = LiveSettings {
@@ -136,6 +137,49 @@ impl Config {
             autocomplete,
         })
     }
+}
+
+fn connection_limits(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<ConnectionLimits, ConfigError> {
+    let defaults = ConnectionLimits::default();
+    let max_connections = positive(lookup, "DUET_MAX_CONNECTIONS", defaults.max_connections)?;
+    // The connection cap is a semaphore's permit count, which has its own ceiling.
+    if max_connections > tokio::sync::Semaphore::MAX_PERMITS
+        || u32::try_from(max_connections).is_err()
+    {
+        return Err(ConfigError::Invalid {
+            name: "DUET_MAX_CONNECTIONS",
+            expected: "a positive whole number below 2^32",
+            value: max_connections.to_string(),
+        });
+    }
+    Ok(ConnectionLimits {
+        header_timeout: seconds_or(lookup, "DUET_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+        idle_timeout: seconds_or(lookup, "DUET_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
+        body_timeout: seconds_or(lookup, "DUET_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+        handshake_timeout: seconds_or(
+            lookup,
+            "DUET_HANDSHAKE_TIMEOUT_SECS",
+            defaults.handshake_timeout,
+        )?,
+        max_connections,
+        max_uri_bytes: positive(lookup, "DUET_MAX_URI_BYTES", defaults.max_uri_bytes)?,
+        max_header_bytes: positive(lookup, "DUET_MAX_HEADER_BYTES", defaults.max_header_bytes)?,
+        max_headers: positive(lookup, "DUET_MAX_HEADERS", defaults.max_headers)?,
+    })
+}
+
+fn seconds_or(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    seconds(
+        lookup,
+        name,
+        usize::try_from(default.as_secs()).unwrap_or(usize::MAX),
+    )
 }
 
 fn openai(lookup: &impl Fn(&str) -> Option<String>) -> Result<OpenAiSettings, ConfigError> {
@@ -313,6 +357,14 @@ mod tests {
             ("DUET_SEND_QUEUE", "8"),
             ("DUET_MAX_MESSAGES_PER_SEC", "50"),
             ("DUET_FLOOD_CLOSE_SECS", "3"),
+            ("DUET_HEADER_TIMEOUT_SECS", "3"),
+            ("DUET_IDLE_TIMEOUT_SECS", "20"),
+            ("DUET_BODY_TIMEOUT_SECS", "7"),
+            ("DUET_HANDSHAKE_TIMEOUT_SECS", "4"),
+            ("DUET_MAX_CONNECTIONS", "500"),
+            ("DUET_MAX_URI_BYTES", "1000"),
+            ("DUET_MAX_HEADER_BYTES", "4000"),
+            ("DUET_MAX_HEADERS", "20"),
         ])
         .expect("valid");
         assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
@@ -328,6 +380,19 @@ mod tests {
             MessageRate {
                 per_second: 50,
                 abuse_after: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(
+            config.settings.connections,
+            ConnectionLimits {
+                header_timeout: Duration::from_secs(3),
+                idle_timeout: Duration::from_secs(20),
+                body_timeout: Duration::from_secs(7),
+                handshake_timeout: Duration::from_secs(4),
+                max_connections: 500,
+                max_uri_bytes: 1000,
+                max_header_bytes: 4000,
+                max_headers: 20,
             }
         );
     }
@@ -367,6 +432,23 @@ mod tests {
             ("DUET_BIND", "localhost", "DUET_BIND"),
             ("DUET_MAX_FRAME_BYTES", "0", "DUET_MAX_FRAME_BYTES"),
             ("DUET_SEND_QUEUE", "-3", "DUET_SEND_QUEUE"),
+            ("DUET_HEADER_TIMEOUT_SECS", "0", "DUET_HEADER_TIMEOUT_SECS"),
+            ("DUET_IDLE_TIMEOUT_SECS", "1.5", "DUET_IDLE_TIMEOUT_SECS"),
+            ("DUET_BODY_TIMEOUT_SECS", "soon", "DUET_BODY_TIMEOUT_SECS"),
+            (
+                "DUET_HANDSHAKE_TIMEOUT_SECS",
+                "",
+                "DUET_HANDSHAKE_TIMEOUT_SECS",
+            ),
+            ("DUET_MAX_CONNECTIONS", "0", "DUET_MAX_CONNECTIONS"),
+            (
+                "DUET_MAX_CONNECTIONS",
+                "99999999999",
+                "DUET_MAX_CONNECTIONS",
+            ),
+            ("DUET_MAX_URI_BYTES", "-1", "DUET_MAX_URI_BYTES"),
+            ("DUET_MAX_HEADER_BYTES", "0", "DUET_MAX_HEADER_BYTES"),
+            ("DUET_MAX_HEADERS", "many", "DUET_MAX_HEADERS"),
             ("DUET_AUTOCOMPLETE", "gpt", "DUET_AUTOCOMPLETE"),
             ("DUET_AUTOCOMPLETE", "openai", "DUET_OPENAI_BASE_URL"),
         ];

@@ -15,7 +15,7 @@ use duet_infra_ws::Services;
 use tokio::net::TcpListener;
 
 pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND, OpenAiSettings, Secret};
-pub use duet_infra_ws::{AllowedOrigins, Settings};
+pub use duet_infra_ws::{AllowedOrigins, ConnectionLimits, Settings};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -77,12 +77,45 @@ pub async fn run(
     };
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%address, database = %config.database_url, "duet-server listening");
+    warn_if_over_the_open_file_limit(config.settings.connections.max_connections);
     duet_infra_ws::serve(listener, services, config.settings, shutdown)
         .await
         .map_err(ServerError::Serve)?;
     let _ = connection.close().await;
     tracing::info!("duet-server stopped");
     Ok(())
+}
+
+/// Past the process's open-file limit, accepting fails before the connection cap can answer
+/// 503, so a cap above it is worth a warning. (Linux only: elsewhere nothing is checked.)
+fn warn_if_over_the_open_file_limit(max_connections: usize) {
+    let Some(limit) = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| open_file_limit(&limits))
+    else {
+        return;
+    };
+    if u64::try_from(max_connections).unwrap_or(u64::MAX) >= limit {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = limit,
+            "DUET_MAX_CONNECTIONS is not below the open-file limit (ulimit -n): connections \
+             past that limit wait unanswered instead of getting 503"
+        );
+    }
+}
+
+/// The soft limit in the "Max open files" line of `/proc/self/limits`; `None` when unlimited
+/// or unreadable.
+fn open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn open_ai(settings: &OpenAiSettings) -> duet_infra_openai::OpenAiAutocompleter {
@@ -110,4 +143,21 @@ pub fn error_line(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_file_limit;
+
+    #[test]
+    fn reads_the_soft_open_file_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63422                63422                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(open_file_limit(limits), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_file_limit(unlimited), None);
+        assert_eq!(open_file_limit(""), None);
+    }
 }

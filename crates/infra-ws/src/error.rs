@@ -50,9 +50,11 @@ impl ApiError {
     }
 
     /// The generic error for a status answered by the framework (unknown route, wrong method,
-    /// missing upgrade), so that those bodies have the same shape too.
+    /// missing upgrade) or by hyper (a request it cannot read), so that those bodies have the
+    /// same shape too.
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
+            StatusCode::BAD_REQUEST => ("malformed_request", "the request is not valid HTTP"),
             StatusCode::NOT_FOUND => ("not_found", "no such route"),
             StatusCode::METHOD_NOT_ALLOWED => {
                 ("method_not_allowed", "this route does not take that method")
@@ -65,6 +67,18 @@ impl ApiError {
                 "unsupported_media_type",
                 "the request body has an unsupported type",
             ),
+            StatusCode::REQUEST_TIMEOUT => (
+                "request_timeout",
+                "the request did not arrive in full in time",
+            ),
+            StatusCode::URI_TOO_LONG => (
+                "uri_too_long",
+                "the request target is longer than the server accepts",
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                "headers_too_large",
+                "the request head has more or larger header fields than the server accepts",
+            ),
             StatusCode::UPGRADE_REQUIRED => (
                 "upgrade_required",
                 "this route speaks WebSocket only: send an upgrade request",
@@ -75,6 +89,29 @@ impl ApiError {
             _ => ("bad_request", "the request is not valid"),
         };
         Self::new(status, code, message)
+    }
+}
+
+impl ApiError {
+    /// This error as a whole HTTP/1.1 response that closes the connection, for the answers
+    /// written straight to a socket rather than through the router.
+    pub(crate) fn to_http1(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(&ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        })
+        .unwrap_or_default();
+        let mut response = format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            self.status,
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&body);
+        response
     }
 }
 

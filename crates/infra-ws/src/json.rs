@@ -20,7 +20,13 @@ pub struct OptionalJson<T>(pub Option<T>);
 async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
-        .map_err(|rejection| ApiError::for_status(rejection.status()))
+        .map_err(|rejection| {
+            if crate::limits::timed_out(&rejection) {
+                ApiError::for_status(StatusCode::REQUEST_TIMEOUT)
+            } else {
+                ApiError::for_status(rejection.status())
+            }
+        })
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -7,8 +7,10 @@
 mod error;
 mod hub;
 mod json;
+mod limits;
 mod protocol;
 mod routes;
+mod server;
 mod ws;
 
 use std::future::Future;
@@ -18,9 +20,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method};
-use axum::middleware::map_response;
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use duet_app::ports::HealthCheck;
 use duet_app::{Autocomplete, Rooms};
 use tokio::net::TcpListener;
@@ -60,6 +61,47 @@ pub struct Settings {
     pub ping_interval: Duration,
     /// How fast one WebSocket may send messages, and how long it may stay over that rate.
     pub message_rate: MessageRate,
+    /// How long connections and request heads may take, and how many connections there may be.
+    pub connections: ConnectionLimits,
+}
+
+/// The limits that keep slow, idle or numerous clients from holding the server's connections
+/// (each one a file descriptor and a task). README's configuration table lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a new connection has to send its first request head, and a kept-alive one to
+    /// finish a head once its first byte arrived; past it the connection is closed unanswered.
+    pub header_timeout: Duration,
+    /// How long a kept-alive HTTP connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive in full; past it the answer is 408.
+    pub body_timeout: Duration,
+    /// How long a WebSocket upgrade may take from its request to the 101 (the room is joined in
+    /// between); past it the connection is dropped.
+    pub handshake_timeout: Duration,
+    /// How many connections (HTTP and WebSocket) may be open at once; more are answered 503.
+    pub max_connections: usize,
+    /// The longest request target (path and query) accepted; a longer one is answered 414.
+    pub max_uri_bytes: usize,
+    /// The most bytes of request line and headers accepted; more are answered 431.
+    pub max_header_bytes: usize,
+    /// The most header fields in a request; more are answered 431.
+    pub max_headers: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -75,6 +117,7 @@ impl Default for Settings {
                 per_second: 200,
                 abuse_after: Duration::from_secs(10),
             },
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -123,6 +166,10 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
     let cors = cors(&settings.allowed_origins);
     let max_body = settings.max_body_bytes;
     let body_limit = RequestBodyLimitLayer::new(max_body);
+    let request_limits = limits::RequestLimits {
+        max_uri_bytes: settings.connections.max_uri_bytes,
+        body_timeout: settings.connections.body_timeout,
+    };
     let state = AppState {
         hubs: Arc::new(Hubs::new(services.rooms.clone(), settings.send_queue)),
         rooms: services.rooms,
@@ -138,18 +185,25 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/readyz", get(routes::readyz))
         .route("/rooms", post(routes::create_room))
         .route("/rooms/create", post(routes::create_room_legacy))
+        // Every route taking a room id refuses a bad one the same way, before its handler.
         .route(
             "/rooms/{room_id}",
-            get(routes::get_room).patch(routes::update_room),
+            get(routes::get_room)
+                .patch(routes::update_room)
+                .route_layer(from_fn(routes::require_room_id)),
         )
         .route("/languages", get(routes::languages))
         .route("/autocomplete", post(routes::autocomplete))
-        .route("/ws/{room_id}", get(ws::connect))
+        .route(
+            "/ws/{room_id}",
+            get(ws::connect).route_layer(from_fn(routes::require_room_id)),
+        )
         .fallback(routes::not_found)
         .with_state(state)
         // axum's own default cap (2 MB) would stop bodies the configured limit allows.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(body_limit)
+        .layer(from_fn_with_state(request_limits, limits::enforce))
         .layer(cors)
         .layer(map_response(error::normalise_error_response))
         .layer(TraceLayer::new_for_http());
@@ -176,10 +230,12 @@ fn cors(origins: &AllowedOrigins) -> CorsLayer {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting, closes every
-/// WebSocket with 1001 and returns once they are gone (or the grace period is over).
+/// WebSocket with 1001 and returns once every connection is gone (or the grace period is over).
+/// Connections are held to `settings.connections` (see `server`).
 ///
 /// # Errors
-/// An I/O error from the listener.
+/// None at present: a failed accept is logged and retried. The `Result` leaves room for
+/// listeners that can fail for good.
 pub async fn serve(
     listener: TcpListener,
     services: Services,
@@ -187,26 +243,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = settings.shutdown_grace;
-    let (router, connections) = router(services, settings);
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let closer = tokio::spawn(async move {
-        // Fires when the server stops accepting, whatever the reason.
-        let _ = stopped.await;
-        connections.close_connections(grace).await;
-    });
-    // Small frames must leave at once: Nagle's algorithm would hold them for up to 40 ms.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        })
-        .await;
-    // `stopping` has been sent or dropped by now; wait for the WebSockets to close.
-    let _ = closer.await;
-    result
+    let limits = settings.connections.clone();
+    let (router, websockets) = router(services, settings);
+    server::run(listener, router, limits, grace, websockets, shutdown).await
 }

@@ -1,8 +1,10 @@
 //! The HTTP routes and their wire types (JSON, camelCase).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
 use duet_app::NewRoom;
@@ -223,6 +225,28 @@ pub async fn update_room(
     })?;
     let room = state.hubs.change_language(id, language).await?;
     Ok(Json(room.into()))
+}
+
+/// In front of every route taking a room id: one that is not valid UTF-8 once percent-decoded
+/// (which axum's path extractor refuses before a handler could), or not a UUID, is
+/// `invalid_room_id`.
+pub async fn require_room_id(
+    room_id: Result<Path<String>, PathRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = match room_id {
+        Ok(Path(room_id)) => RoomId::parse(&room_id).map(|_| ()).map_err(ApiError::from),
+        Err(rejection) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_room_id",
+            format!("the room id is not a UUID: {}", rejection.body_text()),
+        )),
+    };
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Any route that does not exist.

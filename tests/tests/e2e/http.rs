@@ -171,6 +171,39 @@ async fn bad_room_requests(backend: Backend) {
     server.stop().await;
 }
 
+async fn room_ids_that_are_not_utf8_are_invalid_room_ids(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    // Each decodes to bytes that are not UTF-8, which axum's path extractor refuses before the
+    // id could be checked as a UUID.
+    let requests = [
+        client.get(server.url("/rooms/%FF")),
+        client
+            .patch(server.url("/rooms/%FF"))
+            .json(&json!({"language": "go"})),
+        client.get(server.url("/ws/%C3%28")),
+        client
+            .get(server.url("/ws/%FF"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for request in requests {
+        let described = format!("{request:?}");
+        let (status, body) = check(request).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_room_id"),
+            "{described}"
+        );
+    }
+    server.stop().await;
+}
+
 async fn oversized_bodies_are_refused(backend: Backend) {
     let Some(database) = backend.database().await else {
         return;
@@ -497,6 +530,7 @@ on_both_databases!(
     status_health_and_readiness,
     creating_rooms,
     bad_room_requests,
+    room_ids_that_are_not_utf8_are_invalid_room_ids,
     oversized_bodies_are_refused,
     autocomplete_keeps_the_prototype_rule,
     bad_autocomplete_requests,

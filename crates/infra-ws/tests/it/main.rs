@@ -1,5 +1,8 @@
 //! The routes in process, over fakes and mocks: how failures of the server's own surface to a
 //! client (as 503 with no internals), which the real databases cannot easily be made to do.
+//! `connections` serves them on 127.0.0.1 and misbehaves as raw TCP clients do.
+
+mod connections;
 
 use std::sync::Arc;
 
