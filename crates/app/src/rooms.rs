@@ -45,6 +45,10 @@ pub enum ApplyEditError {
     NotFound(RoomId),
     #[error("the room store is unavailable")]
     Unavailable(#[source] RepositoryError),
+    /// The store failed, and could not be asked afterwards whether the batch was stored: the
+    /// live room may be behind the store and must be loaded again before it takes more edits.
+    #[error("the room store failed and the edits may or may not be stored")]
+    InDoubt(#[source] RepositoryError),
 }
 
 /// Whether loading a room may repair its log (only its single writer may).
@@ -359,8 +363,19 @@ impl Rooms {
             .append(id, &committed, snapshot.clone())
             .await
         {
-            Self::restore(live, document_before, history_before, seqs_before);
-            return Err(unavailable_or_not_found(id, error));
+            match self.stored_anyway(id, &committed, &error).await {
+                Ok(true) => {
+                    tracing::warn!(room = %id, error = %error, "the store reported a failed commit that it had made: the edits stand");
+                }
+                Ok(false) => {
+                    Self::restore(live, document_before, history_before, seqs_before);
+                    return Err(unavailable_or_not_found(id, error));
+                }
+                Err(unknown) => {
+                    Self::restore(live, document_before, history_before, seqs_before);
+                    return Err(ApplyEditError::InDoubt(unknown));
+                }
+            }
         }
         if let Some(mut snapshot) = snapshot {
             snapshot.take_code();
@@ -370,6 +385,28 @@ impl Rooms {
             live.history.pop_front();
         }
         Ok(outcomes)
+    }
+
+    /// Whether a batch whose append failed was stored all the same: a connection lost while
+    /// its COMMIT was under way leaves the outcome unknown to the writer, so the store is asked
+    /// (the batch is one transaction: its first operation tells for all).
+    ///
+    /// # Errors
+    /// The store's error when it cannot be asked: the outcome stays unknown.
+    async fn stored_anyway(
+        &self,
+        id: RoomId,
+        committed: &[CommittedOperation],
+        error: &RepositoryError,
+    ) -> Result<bool, RepositoryError> {
+        let (RepositoryError::Unavailable(_), Some(first)) = (error, committed.first()) else {
+            return Ok(false);
+        };
+        let recorded = self
+            .repository
+            .find_operation(id, &first.client, first.seq)
+            .await?;
+        Ok(recorded.is_some_and(|recorded| recorded.revision == first.revision))
     }
 
     /// For a submission already committed, its revision; for one that reuses a sequence number
@@ -795,6 +832,91 @@ mod tests {
         assert_eq!(live.document().text(), "before");
         assert_eq!(live.document().revision(), 0);
         assert_eq!(live.oldest_revision(), 0);
+    }
+
+    /// A room holding "before" whose append fails, and whose store then answers `afterwards`
+    /// when asked whether alice's edit was stored.
+    async fn failing_append(
+        afterwards: fn() -> Result<Option<crate::ports::RecordedSubmission>, RepositoryError>,
+    ) -> (Rooms, LiveRoom) {
+        let room = Room::new(
+            RoomId::generate(),
+            Language::default(),
+            "before".into(),
+            FixedClock::default().now(),
+        )
+        .expect("valid");
+        let mut repository = MockRoomRepository::new();
+        let stored = room.clone();
+        repository
+            .expect_find()
+            .returning(move |_| Ok(Some(stored.clone())));
+        repository
+            .expect_operations_since()
+            .returning(|_, _| Ok(Vec::new()));
+        // Asked first whether the edit is a resend (it is not), then whether it was stored.
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        repository
+            .expect_find_operation()
+            .returning(move |_, _, _| {
+                if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    Ok(None)
+                } else {
+                    afterwards()
+                }
+            });
+        repository
+            .expect_append()
+            .times(1)
+            .returning(|_, _, _| Err(RepositoryError::Unavailable("connection lost".into())));
+        let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
+        let live = rooms.open(room.id()).await.expect("opens");
+        (rooms, live)
+    }
+
+    fn alice_appends() -> Vec<Submission> {
+        vec![op(
+            "alice",
+            1,
+            0,
+            TextOperation::new().retain(6).insert("!"),
+        )]
+    }
+
+    #[tokio::test]
+    async fn a_commit_reported_failed_but_made_stands() {
+        let (rooms, mut live) = failing_append(|| {
+            Ok(Some(crate::ports::RecordedSubmission {
+                revision: 1,
+                digest: None,
+            }))
+        })
+        .await;
+        let outcomes = rooms
+            .commit(&mut live, alice_appends())
+            .await
+            .expect("the store had it");
+        assert_eq!(revisions(&outcomes), [Some(1)]);
+        assert_eq!(live.document().text(), "before!");
+    }
+
+    #[tokio::test]
+    async fn a_commit_whose_outcome_cannot_be_learned_is_in_doubt() {
+        let (rooms, mut live) =
+            failing_append(|| Err(RepositoryError::Unavailable("still down".into()))).await;
+        let result = rooms.commit(&mut live, alice_appends()).await;
+        assert!(
+            matches!(result, Err(ApplyEditError::InDoubt(_))),
+            "{result:?}"
+        );
+        assert_eq!(live.document().text(), "before");
+        let (rooms, mut live) = failing_append(|| Ok(None)).await;
+        let result = rooms.commit(&mut live, alice_appends()).await;
+        assert!(
+            matches!(result, Err(ApplyEditError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert_eq!(live.document().revision(), 0);
     }
 
     #[tokio::test]

@@ -209,7 +209,9 @@ impl From<ApplyEditError> for ApiError {
             ApplyEditError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }
-            ApplyEditError::Unavailable(_) => Self::unavailable(&error),
+            ApplyEditError::Unavailable(_) | ApplyEditError::InDoubt(_) => {
+                Self::unavailable(&error)
+            }
         }
     }
 }

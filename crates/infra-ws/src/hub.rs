@@ -358,31 +358,7 @@ impl Hubs {
         let live = match self.rooms.open(room).await {
             Ok(live) => live,
             Err(error) => {
-                // Refuse every join queued while loading, and any that still comes.
-                lock(&self.live).remove(&room);
-                queue.close();
-                while let Some(Queued { command, .. }) = queue.recv().await {
-                    match command {
-                        Command::Join { reply, .. } => {
-                            joining.fetch_sub(1, Ordering::AcqRel);
-                            let _ = reply.send(Err(copy_error(&error)));
-                        }
-                        Command::Language {
-                            member: None,
-                            reply: Some(reply),
-                            ..
-                        } => {
-                            joining.fetch_sub(1, Ordering::AcqRel);
-                            let _ = reply.send(Err(match copy_error(&error) {
-                                GetRoomError::NotFound(id) => ApplyEditError::NotFound(id),
-                                GetRoomError::Unavailable(cause) => {
-                                    ApplyEditError::Unavailable(cause)
-                                }
-                            }));
-                        }
-                        _ => {}
-                    }
-                }
+                self.stop(room, queue, &joining, &error).await;
                 return;
             }
         };
@@ -391,11 +367,22 @@ impl Hubs {
             live,
             members: HashMap::new(),
             joining,
+            stale: false,
         };
         let mut batch = Vec::with_capacity(BATCH);
         while queue.recv_many(&mut batch, BATCH).await > 0 {
             hub.handle(&self.rooms, batch.drain(..).map(|queued| queued.command))
                 .await;
+            if hub.stale {
+                // The store may hold edits this room does not: it stops, and whoever comes
+                // next loads it afresh from the store.
+                let error =
+                    GetRoomError::Unavailable(duet_app::ports::RepositoryError::Unavailable(
+                        "the room is reloading; try again".into(),
+                    ));
+                self.stop(room, queue, &hub.joining, &error).await;
+                return;
+            }
             if !hub.members.is_empty() {
                 continue;
             }
@@ -409,6 +396,41 @@ impl Hubs {
                 live.remove(&room);
                 tracing::debug!(room = %room, "room unloaded");
                 return;
+            }
+        }
+    }
+}
+
+impl Hubs {
+    /// Takes a room out of the registry and refuses every join (and language change) queued
+    /// for it, and any that still comes, with `error`.
+    async fn stop(
+        &self,
+        room: RoomId,
+        mut queue: mpsc::Receiver<Queued>,
+        joining: &AtomicUsize,
+        error: &GetRoomError,
+    ) {
+        lock(&self.live).remove(&room);
+        queue.close();
+        while let Some(Queued { command, .. }) = queue.recv().await {
+            match command {
+                Command::Join { reply, .. } => {
+                    joining.fetch_sub(1, Ordering::AcqRel);
+                    let _ = reply.send(Err(copy_error(error)));
+                }
+                Command::Language {
+                    member: None,
+                    reply: Some(reply),
+                    ..
+                } => {
+                    joining.fetch_sub(1, Ordering::AcqRel);
+                    let _ = reply.send(Err(match copy_error(error) {
+                        GetRoomError::NotFound(id) => ApplyEditError::NotFound(id),
+                        GetRoomError::Unavailable(cause) => ApplyEditError::Unavailable(cause),
+                    }));
+                }
+                _ => {}
             }
         }
     }
@@ -453,6 +475,9 @@ struct Hub {
     live: LiveRoom,
     members: HashMap<u64, Member>,
     joining: Arc<AtomicUsize>,
+    /// The store failed in a way that leaves the live room possibly behind it: the room must
+    /// stop and be loaded again.
+    stale: bool,
 }
 
 /// Where the outcome of one submission goes.
@@ -467,6 +492,11 @@ impl Hub {
         let mut submissions = Vec::new();
         let mut pending = Vec::new();
         for command in commands {
+            if self.stale {
+                // Dropped: the room stops after this round, and a join dropped here is
+                // answered "the room stopped" by its sender.
+                continue;
+            }
             if let Command::Edit { member, edit } = command {
                 if let Some(submission) = self.submission(member, edit, &mut pending) {
                     submissions.push(submission);
@@ -613,6 +643,17 @@ impl Hub {
                         .try_send(Outgoing::Frame(close(ROOM_DELETED, "the room was deleted")));
                 }
                 self.members.clear();
+            }
+            Err(error @ ApplyEditError::InDoubt(_)) => {
+                tracing::error!(room = %self.room, error = %crate::error::error_chain(&error), "edits may or may not be stored: every member must reconnect and resume");
+                for member in self.members.values() {
+                    let _ = member.outbox.try_send(Outgoing::Frame(close(
+                        close_code::AGAIN,
+                        "the room is reloading; reconnect and resume",
+                    )));
+                }
+                self.members.clear();
+                self.stale = true;
             }
             Err(error) => {
                 tracing::error!(room = %self.room, error = %crate::error::error_chain(&error), "edits not committed");

@@ -26,8 +26,8 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// The timeouts under test: short, so that the tests are quick, and far below `PATIENCE`.
 const SHORT: Duration = Duration::from_secs(1);
 
-struct Server {
-    address: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -38,7 +38,7 @@ impl Server {
         Self::with_repository(limits, repository).await
     }
 
-    async fn with_repository(
+    pub(crate) async fn with_repository(
         limits: ConnectionLimits,
         repository: Arc<dyn RoomRepository>,
     ) -> Self {
@@ -73,7 +73,7 @@ impl Server {
         TcpStream::connect(self.address).await.expect("connects")
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -189,7 +189,7 @@ async fn closed_after(stream: &mut TcpStream, since: Instant) -> Duration {
 
 const GET_STATUS: &[u8] = b"GET / HTTP/1.1\r\nHost: duet\r\n\r\n";
 
-fn limits() -> ConnectionLimits {
+pub(crate) fn limits() -> ConnectionLimits {
     ConnectionLimits {
         header_timeout: SHORT,
         ..ConnectionLimits::default()

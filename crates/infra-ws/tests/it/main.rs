@@ -3,6 +3,7 @@
 //! `connections` serves them on 127.0.0.1 and misbehaves as raw TCP clients do.
 
 mod connections;
+mod in_doubt;
 
 use std::sync::Arc;
 
