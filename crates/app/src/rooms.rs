@@ -247,7 +247,8 @@ impl Rooms {
         let mut document = Document::new(&room.take_code(), revision);
         let mut history = VecDeque::new();
         for committed in operations {
-            let applied = if committed.revision == document.revision() + 1 {
+            // Checked: the revisions come from the store, which may be damaged.
+            let applied = if document.revision().checked_add(1) == Some(committed.revision) {
                 document
                     .invert(&committed.operation)
                     .and_then(|inverse| {
