@@ -102,6 +102,19 @@ pub trait RoomRepository: Send + Sync {
         seq: u64,
     ) -> Result<Option<RecordedSubmission>, RepositoryError>;
 
+    /// The revision `client`'s `seq`-th operation was stored as, if it was, asked on a fresh
+    /// connection: this is the question after a commit that failed, when pooled connections
+    /// may be broken by the same fault.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store cannot be reached.
+    async fn confirm_stored(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError>;
+
     /// Whether `client` has any operation in the room's log: a client id that has edited a
     /// room belongs to whoever can prove it (its resume token), not to whoever names it.
     ///

@@ -403,11 +403,11 @@ impl Rooms {
         let (RepositoryError::Unavailable(_), Some(first)) = (error, committed.first()) else {
             return Ok(false);
         };
-        let recorded = self
+        let stored = self
             .repository
-            .find_operation(id, &first.client, first.seq)
+            .confirm_stored(id, &first.client, first.seq)
             .await?;
-        Ok(recorded.is_some_and(|recorded| recorded.revision == first.revision))
+        Ok(stored == Some(first.revision))
     }
 
     /// For a submission already committed, its revision; for one that reuses a sequence number
@@ -812,6 +812,11 @@ mod tests {
         repository
             .expect_find_operation()
             .returning(|_, _, _| Ok(None));
+        // Asked after the failure, the store says the edit is not there.
+        repository
+            .expect_confirm_stored()
+            .times(1)
+            .returning(|_, _, _| Ok(None));
         repository
             .expect_append()
             .times(1)
@@ -838,7 +843,7 @@ mod tests {
     /// A room holding "before" whose append fails, and whose store then answers `afterwards`
     /// when asked whether alice's edit was stored.
     async fn failing_append(
-        afterwards: fn() -> Result<Option<crate::ports::RecordedSubmission>, RepositoryError>,
+        afterwards: fn() -> Result<Option<u64>, RepositoryError>,
     ) -> (Rooms, LiveRoom) {
         let room = Room::new(
             RoomId::generate(),
@@ -856,16 +861,12 @@ mod tests {
             .expect_operations_since()
             .returning(|_, _| Ok(Vec::new()));
         // Asked first whether the edit is a resend (it is not), then whether it was stored.
-        let asked = std::sync::atomic::AtomicUsize::new(0);
         repository
             .expect_find_operation()
-            .returning(move |_, _, _| {
-                if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    Ok(None)
-                } else {
-                    afterwards()
-                }
-            });
+            .returning(|_, _, _| Ok(None));
+        repository
+            .expect_confirm_stored()
+            .returning(move |_, _, _| afterwards());
         repository
             .expect_append()
             .times(1)
@@ -886,13 +887,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_reported_failed_but_made_stands() {
-        let (rooms, mut live) = failing_append(|| {
-            Ok(Some(crate::ports::RecordedSubmission {
-                revision: 1,
-                digest: None,
-            }))
-        })
-        .await;
+        let (rooms, mut live) = failing_append(|| Ok(Some(1))).await;
         let outcomes = rooms
             .commit(&mut live, alice_appends())
             .await

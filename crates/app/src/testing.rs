@@ -146,6 +146,18 @@ impl RoomRepository for InMemoryRoomRepository {
         }))
     }
 
+    async fn confirm_stored(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        Ok(self
+            .find_operation(room, client, seq)
+            .await?
+            .map(|recorded| recorded.revision))
+    }
+
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         Ok(self.rooms().get(&room).is_some_and(|stored| {
             stored

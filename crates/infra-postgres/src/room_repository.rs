@@ -503,6 +503,32 @@ impl RoomRepository for SqlRoomRepository {
             .transpose()
     }
 
+    async fn confirm_stored(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        let connection = connect_writer(&self.url).await.map_err(unavailable)?;
+        let found: Result<Option<i64>, DbErr> = Operations::find()
+            .select_only()
+            .column(operation_entity::Column::Revision)
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::ClientId.eq(client.as_str()))
+            .filter(operation_entity::Column::ClientSeq.eq(revision_column(seq)?))
+            .into_tuple()
+            .one(&connection)
+            .await;
+        let _ = connection.close().await;
+        found
+            .map_err(unavailable)?
+            .map(|revision| {
+                u64::try_from(revision)
+                    .map_err(|_| corrupt(format!("negative revision {revision}")))
+            })
+            .transpose()
+    }
+
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         let found: Option<i64> = Operations::find()
             .select_only()

@@ -441,6 +441,14 @@ impl RoomRepository for HangingRepository {
     ) -> Result<Option<RecordedSubmission>, RepositoryError> {
         std::future::pending().await
     }
+    async fn confirm_stored(
+        &self,
+        _room: RoomId,
+        _client: &ClientId,
+        _seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        std::future::pending().await
+    }
     async fn has_client(&self, _room: RoomId, _client: &ClientId) -> Result<bool, RepositoryError> {
         std::future::pending().await
     }

@@ -72,6 +72,17 @@ impl RoomRepository for LosesCommits {
         }
         self.store.find_operation(room, client, seq).await
     }
+    async fn confirm_stored(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        seq: u64,
+    ) -> Result<Option<u64>, RepositoryError> {
+        if self.broken.load(Ordering::SeqCst) && self.lost_one.load(Ordering::SeqCst) {
+            return Err(lost());
+        }
+        self.store.confirm_stored(room, client, seq).await
+    }
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         self.store.has_client(room, client).await
     }
