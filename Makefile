@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint migrate bench load memory
+.PHONY: run test lint fuzz migrate bench load memory
 
 run:
 	cargo run --release -p duet-server
@@ -9,6 +9,11 @@ test:
 
 lint:
 	cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings
+
+# Not in CI: the hostile-input properties `make test` runs at 1,000 cases each, with FUZZ_CASES.
+FUZZ_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-domain --test it fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-infra-ws --lib fuzz::
 
 migrate:
 	cargo run -p migration --features cli -- up

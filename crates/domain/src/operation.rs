@@ -361,7 +361,9 @@ impl TextOperation {
     /// same place, `a`'s insert comes first: the server passes the incoming operation as `a`.
     ///
     /// # Errors
-    /// [`OperationError::BaseLengthMismatch`] when the two apply to texts of different lengths.
+    /// [`OperationError::BaseLengthMismatch`] when the two apply to texts of different lengths;
+    /// [`OperationError::TooLong`] when the merged text would be longer than
+    /// [`TextOperation::MAX_LENGTH`] (each side's inserts fit, but not both together).
     pub fn transform(a: &Self, b: &Self) -> Result<(Self, Self), OperationError> {
         if a.base_len != b.base_len {
             return Err(OperationError::BaseLengthMismatch {
@@ -418,6 +420,13 @@ impl TextOperation {
                     y = second.rest_or_next(Piece::Delete(right - common));
                 }
             }
+        }
+        // Both results produce the merged text: `a`'s target plus `b`'s inserts, which can pass
+        // the limit even though each operation is within it, and then no longer read back.
+        if a_prime.target_len > Self::MAX_LENGTH {
+            return Err(OperationError::TooLong {
+                limit: Self::MAX_LENGTH,
+            });
         }
         Ok((a_prime, b_prime))
     }

@@ -128,3 +128,6 @@ impl ServerMessage<'_> {
             .into()
     }
 }
+
+#[cfg(test)]
+mod fuzz;

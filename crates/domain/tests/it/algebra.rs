@@ -255,3 +255,25 @@ fn positions_far_past_the_end_move_without_overflowing() {
         duet_domain::Selection { anchor: 5, head: 5 }
     );
 }
+
+/// Two inserts at one place on a text just under the limit: each operation fits, the merged
+/// text does not. Transform used to return operations past the limit that the JSON form then
+/// refused to read back; now it refuses them itself.
+#[test]
+fn transform_refuses_a_merged_text_past_the_limit() {
+    let just_under = TextOperation::MAX_LENGTH - 1;
+    let a: TextOperation =
+        serde_json::from_str(&format!("[\"x\",{just_under}]")).expect("fits the limit");
+    let b: TextOperation =
+        serde_json::from_str(&format!("[\"y\",{just_under}]")).expect("fits the limit");
+    let too_long = Err(OperationError::TooLong {
+        limit: TextOperation::MAX_LENGTH,
+    });
+    assert_eq!(TextOperation::transform(&a, &b), too_long);
+    assert_eq!(TextOperation::transform(&b, &a), too_long);
+    // One insert on its own still transforms.
+    let retain = TextOperation::new().retain(just_under);
+    let (a_prime, retain_prime) = TextOperation::transform(&a, &retain).expect("fits");
+    assert_eq!(a_prime.target_len(), TextOperation::MAX_LENGTH);
+    assert_eq!(retain_prime.target_len(), TextOperation::MAX_LENGTH);
+}

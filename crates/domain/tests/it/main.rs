@@ -1,6 +1,7 @@
-//! The domain's integration tests: the algebra of operations, replays of real editing traces,
-//! and what the local completion engine suggests.
+//! The domain's integration tests: the algebra of operations, hostile input for them, replays
+//! of real editing traces, and what the local completion engine suggests.
 
 mod algebra;
 mod autocomplete;
+mod fuzz;
 mod traces;
