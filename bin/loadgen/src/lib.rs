@@ -140,6 +140,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let settled = typist::settle(&finished, Duration::from_secs(15)).await;
     let mut converged = settled;
     let mut lost = 0_u64;
+    let mut doubled = 0_u64;
     if options.check_convergence {
         for room in &rooms {
             let state: serde_json::Value = client
@@ -158,6 +159,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
                 }
             }
             lost += room.lost_edits(revision, code);
+            doubled += room.doubled_edits(code);
         }
     }
     for typist in &finished {
@@ -171,5 +173,6 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         wall,
         converged && (options.check_convergence || settled),
         lost + unacknowledged,
+        doubled,
     ))
 }

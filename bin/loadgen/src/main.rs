@@ -15,7 +15,7 @@ enum ProtocolArg {
 }
 
 /// Drives a Duet server with simulated typists and reports latency, throughput and whether
-/// every client converged with no acknowledged edit lost (exit status 1 when not).
+/// every client converged with no edit lost or doubled (exit status 1 when not).
 #[derive(Parser, Debug)]
 #[command(version, args_override_self = true)]
 struct Args {
@@ -130,5 +130,5 @@ async fn run(args: &Args) -> Result<bool, String> {
             );
         }
     }
-    Ok(report.converged && report.lost_edits == 0)
+    Ok(report.converged && report.lost_edits == 0 && report.doubled_edits == 0)
 }

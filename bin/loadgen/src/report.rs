@@ -56,6 +56,8 @@ pub struct Report {
     pub errors: u64,
     pub disconnects: u64,
     pub lost_edits: u64,
+    /// Plain: keystrokes the final text holds more than once.
+    pub doubled_edits: u64,
     pub converged: bool,
     pub generator_cpu_percent: f64,
 }
@@ -79,6 +81,7 @@ impl Report {
             "errors": self.errors,
             "disconnects": self.disconnects,
             "lost_edits": self.lost_edits,
+            "doubled_edits": self.doubled_edits,
             "converged": self.converged,
             "generator_cpu_percent": self.generator_cpu_percent,
         })
@@ -108,10 +111,11 @@ impl Report {
             self.edits_sent, self.edits_acked, self.edits_per_sec, self.deliveries_per_sec
         ));
         table.push_str(&format!(
-            "  errors {} · disconnects {} · lost edits {} · converged {} · generator CPU {:.0}%\n",
+            "  errors {} · disconnects {} · lost edits {} · doubled {} · converged {} · generator CPU {:.0}%\n",
             self.errors,
             self.disconnects,
             self.lost_edits,
+            self.doubled_edits,
             if self.converged { "yes" } else { "NO" },
             self.generator_cpu_percent
         ));
@@ -197,6 +201,7 @@ impl Stats {
         wall: Duration,
         converged: bool,
         lost_edits: u64,
+        doubled_edits: u64,
     ) -> Report {
         let seconds = measured.as_secs_f64().max(0.001);
         let ack = Latency::of(&lock(&self.ack));
@@ -219,6 +224,7 @@ impl Stats {
             errors: self.errors.load(Ordering::Relaxed),
             disconnects: self.disconnects.load(Ordering::Relaxed),
             lost_edits,
+            doubled_edits,
             converged,
             generator_cpu_percent: 100.0 * cpu / wall.as_secs_f64().max(0.001),
         }

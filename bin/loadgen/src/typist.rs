@@ -34,7 +34,8 @@ pub struct Room {
     /// Arrivals seen before the edit's time was known.
     early: Mutex<HashMap<u64, Vec<Instant>>>,
     acked: AtomicU64,
-    acked_markers: Mutex<Vec<String>>,
+    /// Plain: every marker typed, each exactly once into a frame.
+    typed_markers: Mutex<Vec<String>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -54,7 +55,7 @@ impl Room {
             made: RwLock::default(),
             early: Mutex::default(),
             acked: AtomicU64::new(0),
-            acked_markers: Mutex::default(),
+            typed_markers: Mutex::default(),
         }
     }
 
@@ -105,9 +106,10 @@ impl Room {
         }
     }
 
-    /// Acknowledged edits the server's final state does not account for.
+    /// Edits the server's final state does not account for: acknowledged ones (duet.v1), or
+    /// typed ones missing from the text (plain: each keystroke carries a marker).
     pub fn lost_edits(&self, revision: u64, code: &str) -> u64 {
-        let markers = lock(&self.acked_markers);
+        let markers = lock(&self.typed_markers);
         if markers.is_empty() {
             // v1: every acknowledgement names a distinct revision made during the run.
             self.acked
@@ -119,6 +121,14 @@ impl Room {
                 .filter(|marker| !code.contains(marker.as_str()))
                 .count() as u64
         }
+    }
+
+    /// Plain: typed keystrokes that the server's final text holds more than once.
+    pub fn doubled_edits(&self, code: &str) -> u64 {
+        lock(&self.typed_markers)
+            .iter()
+            .filter(|marker| code.matches(marker.as_str()).nth(1).is_some())
+            .count() as u64
     }
 }
 
@@ -447,6 +457,7 @@ impl Typist {
                 };
                 state.text = Document::new(&text, 0);
                 state.pending_markers.insert(marker.clone(), now);
+                lock(&self.room.typed_markers).push(marker.clone());
                 state.seen_markers.insert(marker);
                 let _ = self.outgoing.send(Message::text(text));
                 if state.measuring_from.is_none_or(|from| now >= from) {
@@ -666,11 +677,9 @@ fn receive_plain(
         if let Some(number) = marker_number(&key) {
             room.acknowledged(number, made, &mut state.arrivals, measuring_from);
         }
-        lock(&room.acked_markers).push(key);
     }
-    // Take the server's buffer once it holds every edit of ours, so that a buffer crossing
-    // ours on the wire does not undo what was just typed.
-    if state.pending_markers.is_empty() {
-        state.text = Document::new(text, 0);
-    }
+    // The naive client of the prototype (and of the README's browser snippet): whatever
+    // arrives replaces the editor's text, even when it lacks what was just typed; the server
+    // must still merge every keystroke exactly once.
+    state.text = Document::new(text, 0);
 }
