@@ -171,8 +171,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         options.duration,
         cpu,
         wall,
-        converged && (options.check_convergence || settled),
-        lost + unacknowledged,
-        doubled,
+        report::Tally {
+            converged: converged && (options.check_convergence || settled),
+            lost_edits: lost + unacknowledged,
+            doubled_edits: doubled,
+        },
     ))
 }

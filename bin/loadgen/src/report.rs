@@ -62,6 +62,17 @@ pub struct Report {
     pub generator_cpu_percent: f64,
 }
 
+/// What the final check of the rooms found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Every client's text equals its room's.
+    pub converged: bool,
+    /// Edits the rooms do not hold (or never acknowledged).
+    pub lost_edits: u64,
+    /// Plain: keystrokes a room holds more than once.
+    pub doubled_edits: u64,
+}
+
 impl Report {
     /// The report as one JSON object.
     #[must_use]
@@ -199,10 +210,13 @@ impl Stats {
         measured: Duration,
         cpu: f64,
         wall: Duration,
-        converged: bool,
-        lost_edits: u64,
-        doubled_edits: u64,
+        tally: Tally,
     ) -> Report {
+        let Tally {
+            converged,
+            lost_edits,
+            doubled_edits,
+        } = tally;
         let seconds = measured.as_secs_f64().max(0.001);
         let ack = Latency::of(&lock(&self.ack));
         let arrival = Latency::of(&lock(&self.arrival));
