@@ -132,8 +132,9 @@ struct Cost {
 }
 
 impl PlainMember {
-    /// How many sent buffers stay candidates at most.
-    pub const MAX_SENT: usize = 32;
+    /// How many sent buffers stay candidates at most. A client more buffers behind than this
+    /// (a hub's send queue drops it well before) has its frames read against newer ones.
+    pub const MAX_SENT: usize = 128;
 
     /// A connection that joined and was sent the room's text at `revision` (possibly nothing,
     /// for an empty room: the client then has the empty text of that revision).

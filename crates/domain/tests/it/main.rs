@@ -3,4 +3,5 @@
 
 mod algebra;
 mod autocomplete;
+mod plain;
 mod traces;
