@@ -202,8 +202,8 @@ impl PlainMember {
         // one keystroke away and strictly closer.
         let mut best: Option<(usize, TextOperation, Cost)> = None;
         for (index, candidate) in candidates.iter().enumerate().rev() {
-            let change = if candidate.from_room.is_noop() {
-                to_frame.clone()
+            let (change, refuted) = if candidate.from_room.is_noop() {
+                (to_frame.clone(), false)
             } else {
                 edit_between(rope, &candidate.from_room, &to_frame)
             };
@@ -212,7 +212,7 @@ impl PlainMember {
                 None => best = Some((index, change, cost)),
                 Some((_, _, best_cost)) => {
                     let one_keystroke = cost.places == 1 && cost.inserted <= KEYSTROKE_INSERT;
-                    if one_keystroke && cost.change < best_cost.change {
+                    if !refuted && one_keystroke && cost.change < best_cost.change {
                         best = Some((index, change, cost));
                     }
                 }
@@ -460,11 +460,16 @@ fn spans(operation: &TextOperation) -> Vec<Span<'_>> {
 /// The operation from `candidate` (the room's text after `to_candidate`) to the frame (the
 /// room's text after `to_frame`), found by diffing only where either changes the room: the
 /// stretches both keep are common to both texts.
+///
+/// Also whether the frame shows, unchanged, something the room changed after the candidate:
+/// then the client had a newer buffer than the candidate, and reading the frame against it
+/// would insert that change a second time (or undo it).
 fn edit_between(
     rope: &Rope,
     to_candidate: &TextOperation,
     to_frame: &TextOperation,
-) -> TextOperation {
+) -> (TextOperation, bool) {
+    let mut refuted = false;
     let candidate_spans = spans(to_candidate);
     let frame_spans = spans(to_frame);
     let (mut i, mut j) = (0, 0);
@@ -494,11 +499,12 @@ fn edit_between(
         let original = slice_utf16(rope, start, end);
         let candidate = replace_spans(&original, start, &candidate_spans[first_i..i]);
         let frame = replace_spans(&original, start, &frame_spans[first_j..j]);
+        refuted |= first_j == j && candidate != frame;
         operation = operation.retain(start - done);
         operation = append(operation, &diff_text(&candidate, &frame));
         done = end;
     }
-    operation.retain(rope.len_utf16_cu() - done)
+    (operation.retain(rope.len_utf16_cu() - done), refuted)
 }
 
 /// The rope's text between two UTF-16 positions (both character boundaries).
@@ -726,9 +732,14 @@ mod tests {
         // The candidate lacks the room's "b"; the frame added "X" to the first line.
         let to_candidate = diff_text(room, "a\n\nc\n");
         let to_frame = diff_text(room, "aX\n\nc\n");
-        let operation = edit_between(&rope, &to_candidate, &to_frame);
+        let (operation, refuted) = edit_between(&rope, &to_candidate, &to_frame);
         assert_eq!(apply(&operation, "a\n\nc\n"), "aX\n\nc\n");
         assert_eq!(cost(&operation).places, 1);
+        assert!(!refuted);
+        // A frame that kept the room's "b" was written on a newer buffer than the candidate.
+        let (operation, refuted) = edit_between(&rope, &to_candidate, &diff_text(room, "aX\nb\nc\n"));
+        assert_eq!(apply(&operation, "a\n\nc\n"), "aX\nb\nc\n");
+        assert!(refuted);
     }
 
     #[test]
