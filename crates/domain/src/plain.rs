@@ -631,7 +631,10 @@ fn diff_text(old: &str, new: &str) -> TextOperation {
     let operation = TextOperation::new().retain(utf16_len(&old[..prefix]));
     let operation = append(
         operation,
-        &diff_middle(&old[prefix..old.len() - suffix], &new[prefix..new.len() - suffix]),
+        &diff_middle(
+            &old[prefix..old.len() - suffix],
+            &new[prefix..new.len() - suffix],
+        ),
     );
     operation.retain(utf16_len(&old[old.len() - suffix..]))
 }
@@ -700,7 +703,9 @@ mod tests {
     use super::*;
 
     fn apply(operation: &TextOperation, text: &str) -> String {
-        operation.apply(text).unwrap_or_else(|error| panic!("{error}"))
+        operation
+            .apply(text)
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     #[test]
@@ -737,7 +742,8 @@ mod tests {
         assert_eq!(cost(&operation).places, 1);
         assert!(!refuted);
         // A frame that kept the room's "b" was written on a newer buffer than the candidate.
-        let (operation, refuted) = edit_between(&rope, &to_candidate, &diff_text(room, "aX\nb\nc\n"));
+        let (operation, refuted) =
+            edit_between(&rope, &to_candidate, &diff_text(room, "aX\nb\nc\n"));
         assert_eq!(apply(&operation, "a\n\nc\n"), "aX\nb\nc\n");
         assert!(refuted);
     }

@@ -69,11 +69,19 @@ impl Server {
 /// Clients that take turns: each frame is merged and its echo received by everyone before the
 /// next frame. Checks that the room is each frame exactly.
 fn check_turns(start: &str, turns: &[(usize, &str)]) {
-    let clients = turns.iter().map(|(client, _)| client + 1).max().unwrap_or(1);
+    let clients = turns
+        .iter()
+        .map(|(client, _)| client + 1)
+        .max()
+        .unwrap_or(1);
     let mut server = Server::new(start, clients);
     for (client, frame) in turns {
         server.receive(*client, frame);
-        assert_eq!(server.text(), *frame, "after client {client} sent {frame:?}");
+        assert_eq!(
+            server.text(),
+            *frame,
+            "after client {client} sent {frame:?}"
+        );
     }
 }
 
@@ -84,7 +92,14 @@ fn the_same_line_edited_twice_is_last_write_wins() {
     check_turns("", &[(0, "x = 1\n"), (1, "x = 2\n"), (0, "x = 3\n")]);
     check_turns(
         "",
-        &[(0, "x"), (0, "x "), (0, "x ="), (0, "x = "), (0, "x = 1"), (0, "x = 2")],
+        &[
+            (0, "x"),
+            (0, "x "),
+            (0, "x ="),
+            (0, "x = "),
+            (0, "x = 1"),
+            (0, "x = 2"),
+        ],
     );
 }
 
@@ -94,7 +109,12 @@ fn a_cleared_buffer_clears_the_room() {
     check_turns("", &[(0, "x = 1\n"), (1, "x = 1\ny = 2\n"), (0, "")]);
     check_turns(
         "a\n",
-        &[(0, "a\nb\n"), (1, "a\nb\nc\n"), (2, "d\na\nb\nc\n"), (1, "")],
+        &[
+            (0, "a\nb\n"),
+            (1, "a\nb\nc\n"),
+            (2, "d\na\nb\nc\n"),
+            (1, ""),
+        ],
     );
 }
 
@@ -114,6 +134,25 @@ fn turns_are_last_write_wins_for_any_rewrite() {
             (1, "a😀b\na\n"),
             (0, "a😀😀b\n"),
             (1, "fn main() {}\n"),
+        ],
+    );
+}
+
+#[test]
+fn large_pastes_and_replacements_are_exact() {
+    let paste: String = (0..40_000)
+        .map(|n| format!("let a{n} = \"😀{n}\";\n"))
+        .collect();
+    let unrelated: String = (0..20_000).map(|n| format!("print({n} * 2)\n")).collect();
+    let edited = paste.replacen("a17", "b17", 1);
+    check_turns(
+        "x\n",
+        &[
+            (0, paste.as_str()),
+            (1, edited.as_str()),
+            (0, unrelated.as_str()),
+            (1, ""),
+            (0, paste.as_str()),
         ],
     );
 }
