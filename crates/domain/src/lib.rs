@@ -2,7 +2,8 @@
 //!
 //! This crate knows no async runtime, database or web framework, so any Rust program can reuse it:
 //! a room and its code ([`Room`]), typed ids ([`RoomId`]) and languages ([`Language`]), edits to a
-//! room's code ([`TextOperation`], applied to a [`Document`]), positions counted the way editors count them ([`Utf16Position`]), and
+//! room's code ([`TextOperation`], applied to a [`Document`]), positions counted the way editors count them ([`Utf16Position`]), the
+//! merge of plain clients' whole-buffer frames ([`PlainMember`]), and
 //! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
 
 mod autocomplete;
@@ -10,6 +11,7 @@ mod diff;
 mod document;
 mod language;
 mod operation;
+pub mod plain;
 pub mod replay;
 mod room;
 mod selection;
@@ -24,6 +26,7 @@ pub use autocomplete::{
 pub use diff::diff;
 pub use document::Document;
 pub use operation::{Component, OperationError, TextOperation};
+pub use plain::{Base, PlainEdit, PlainMember, Step};
 pub use room::{
     ClientId, ClientIdError, CodeError, CommittedOperation, Language, LanguageError, Room, RoomId,
     RoomIdError,

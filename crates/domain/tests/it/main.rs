@@ -4,4 +4,5 @@
 mod algebra;
 mod autocomplete;
 mod fuzz;
+mod plain;
 mod traces;
