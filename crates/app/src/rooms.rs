@@ -794,46 +794,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_commit_leaves_the_live_room_unchanged() {
-        let room = Room::new(
-            RoomId::generate(),
-            Language::default(),
-            "before".into(),
-            FixedClock::default().now(),
-        )
-        .expect("valid");
-        let mut repository = MockRoomRepository::new();
-        let stored = room.clone();
-        repository
-            .expect_find()
-            .returning(move |_| Ok(Some(stored.clone())));
-        repository
-            .expect_operations_since()
-            .returning(|_, _| Ok(Vec::new()));
-        repository
-            .expect_find_operation()
-            .returning(|_, _, _| Ok(None));
         // Asked after the failure, the store says the edit is not there.
-        repository
-            .expect_confirm_stored()
-            .times(1)
-            .returning(|_, _, _| Ok(None));
-        repository
-            .expect_append()
-            .times(1)
-            .returning(|_, _, _| Err(RepositoryError::Unavailable("disk full".into())));
-        let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
-        let mut live = rooms.open(room.id()).await.expect("opens");
-        let result = rooms
-            .commit(
-                &mut live,
-                vec![op(
-                    "alice",
-                    1,
-                    0,
-                    TextOperation::new().retain(6).insert("!"),
-                )],
-            )
-            .await;
+        let (rooms, mut live) = failing_append(|| Ok(None)).await;
+        let result = rooms.commit(&mut live, alice_appends()).await;
         assert!(matches!(result, Err(ApplyEditError::Unavailable(_))));
         assert_eq!(live.document().text(), "before");
         assert_eq!(live.document().revision(), 0);
