@@ -310,3 +310,153 @@ impl Client {
         .expect("the connection ends in time")
     }
 }
+
+/// A PostgreSQL server of the test's own (its own data directory and port), so that a test can
+/// stop and start it without touching the server other tests share. It runs as the `postgres`
+/// user, with the binaries of Debian's PostgreSQL package; dropping it stops it and removes
+/// its data.
+pub struct PrivatePostgres {
+    directory: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    /// Makes and starts a cluster, or `None` (after a loud notice) where that cannot be done
+    /// (no PostgreSQL binaries, or not root); under `CI=true` it panics instead.
+    ///
+    /// # Panics
+    /// Under CI when the cluster cannot be made.
+    pub fn start() -> Option<Self> {
+        match Self::try_start() {
+            Ok(cluster) => Some(cluster),
+            Err(why) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI=true but a private PostgreSQL cannot be started: {why}"
+                );
+                eprintln!(
+                    "\n!!!!!!!! NOTICE: no private PostgreSQL ({why}); this restart test did NOT run. !!!!!!!!\n"
+                );
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
+        let versions = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|error| format!("no /usr/lib/postgresql: {error}"))?;
+        let bin = versions
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .ok_or("no initdb")?;
+        let directory = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|error| error.to_string())?
+            .port();
+        let cluster = Self {
+            directory,
+            bin,
+            port,
+        };
+        run("chown", &["-R", "postgres", &cluster.path("")])?;
+        cluster.as_postgres(
+            "initdb",
+            &[
+                "-D",
+                &cluster.path("data"),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        )?;
+        cluster.start_again()?;
+        Ok(cluster)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.directory.path().join(name).display().to_string()
+    }
+
+    fn as_postgres(&self, program: &str, arguments: &[&str]) -> Result<(), String> {
+        let program = self.bin.join(program).display().to_string();
+        let mut all = vec!["-u", "postgres", "--", program.as_str()];
+        all.extend_from_slice(arguments);
+        run("runuser", &all)
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    ///
+    /// # Errors
+    /// What `pg_ctl` said when it could not.
+    pub fn start_again(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.path("")
+        );
+        self.as_postgres(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.path("data"),
+                "-l",
+                &self.path("log"),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        )
+    }
+
+    /// Stops the server at once (`-m fast`: sessions are ended), waiting until it is down.
+    ///
+    /// # Errors
+    /// What `pg_ctl` said when it could not.
+    pub fn stop(&self) -> Result<(), String> {
+        self.as_postgres(
+            "pg_ctl",
+            &["-D", &self.path("data"), "-m", "fast", "-w", "stop"],
+        )
+    }
+
+    /// The URL of its `postgres` database.
+    ///
+    /// # Panics
+    /// Never for the URL it makes.
+    #[must_use]
+    pub fn url(&self) -> DatabaseUrl {
+        DatabaseUrl::parse(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.port
+        ))
+        .expect("a PostgreSQL URL")
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn run(program: &str, arguments: &[&str]) -> Result<(), String> {
+    let output = std::process::Command::new(program)
+        .args(arguments)
+        .output()
+        .map_err(|error| format!("{program}: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}

@@ -31,6 +31,10 @@ pub enum RepositoryError {
     /// The store could not be reached or failed; the cause is attached for the logs.
     #[error("the room store is unavailable")]
     Unavailable(#[source] BoxError),
+    /// The store failed while committing (a connection lost during `COMMIT`): what was being
+    /// written may or may not be stored.
+    #[error("the room store failed while committing; the writes may or may not be stored")]
+    Indeterminate(#[source] BoxError),
 }
 
 /// What the log records of one (client, seq): the revision it was committed as, and the
@@ -72,7 +76,9 @@ pub trait RoomRepository: Send + Sync {
     /// # Errors
     /// [`RepositoryError::OperationExists`] when a revision or a (client, seq) pair is taken;
     /// [`RepositoryError::RoomNotFound`] when the room does not exist;
-    /// [`RepositoryError::Unavailable`] when the store fails. Nothing is stored on error.
+    /// [`RepositoryError::Unavailable`] when the store fails, and nothing is stored;
+    /// [`RepositoryError::Indeterminate`] when it failed while committing, and the operations
+    /// may or may not be stored (ask [`RoomRepository::confirm_stored`]).
     async fn append(
         &self,
         room: RoomId,

@@ -400,7 +400,7 @@ impl Rooms {
         committed: &[CommittedOperation],
         error: &RepositoryError,
     ) -> Result<bool, RepositoryError> {
-        let (RepositoryError::Unavailable(_), Some(first)) = (error, committed.first()) else {
+        let (RepositoryError::Indeterminate(_), Some(first)) = (error, committed.first()) else {
             return Ok(false);
         };
         let stored = self
@@ -833,7 +833,7 @@ mod tests {
         repository
             .expect_append()
             .times(1)
-            .returning(|_, _, _| Err(RepositoryError::Unavailable("connection lost".into())));
+            .returning(|_, _, _| Err(RepositoryError::Indeterminate("connection lost".into())));
         let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
         let live = rooms.open(room.id()).await.expect("opens");
         (rooms, live)

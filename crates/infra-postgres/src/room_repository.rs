@@ -68,7 +68,7 @@ impl WriteHealth {
     fn record<T>(&self, result: &Result<T, RepositoryError>) {
         match result {
             Ok(_) => self.failing.store(false, Ordering::Release),
-            Err(RepositoryError::Unavailable(_)) => {
+            Err(RepositoryError::Unavailable(_) | RepositoryError::Indeterminate(_)) => {
                 self.failures.fetch_add(1, Ordering::AcqRel);
                 self.failing.store(true, Ordering::Release);
             }
@@ -192,6 +192,14 @@ impl Committer {
                         }
                         continue;
                     }
+                    Err(RepositoryError::Indeterminate(cause)) => {
+                        let cause = SharedCause(Arc::from(cause));
+                        for append in appends {
+                            let error = RepositoryError::Indeterminate(Box::new(cause.clone()));
+                            let _ = append.done.send(Err(error));
+                        }
+                        continue;
+                    }
                     Err(_) => {}
                 }
             }
@@ -279,7 +287,12 @@ async fn write_appends(
             return Err(RepositoryError::RoomNotFound(append.room));
         }
     }
-    transaction.commit().await.map_err(unavailable)
+    // A failure here may come after the database committed (the connection lost on the way
+    // back): the outcome is unknown, and the caller asks.
+    transaction
+        .commit()
+        .await
+        .map_err(|error| RepositoryError::Indeterminate(Box::new(error)))
 }
 
 fn unavailable(error: DbErr) -> RepositoryError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use duet_domain::TextOperation;
 use duet_infra_postgres::testing::{DiskFiller, TestDatabase, Unwritable};
 use duet_tests::v1::V1Client;
-use duet_tests::{Backend, PATIENCE, TestServer, on_both_databases};
+use duet_tests::{Backend, PATIENCE, PrivatePostgres, TestServer, on_both_databases, test_config};
 use serde_json::{Value, json};
 
 /// The pause between two keystrokes of a typist.
@@ -225,3 +225,63 @@ async fn typing_through(database: &TestDatabase, inject: Inject) {
 }
 
 on_both_databases!(typing_through_a_storage_fault);
+
+/// A real PostgreSQL restart while two clients type (a server of the test's own, so that the
+/// one other tests share is never stopped): while it is down, edits are refused as
+/// unavailable and readiness is 503; once it is back, the refused edits go through when
+/// resent, and the room holds exactly what was acknowledged, also after Duet restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_through_a_postgres_restart() {
+    let Some(cluster) = PrivatePostgres::start() else {
+        return;
+    };
+    let url = cluster.url();
+    let server = TestServer::start(test_config(&url)).await;
+    let room = server.create_room(json!({"language": "plaintext"})).await;
+    let ws_url = format!("ws://{}", server.address);
+    let alice = V1Client::connect(&ws_url, &room, None).await;
+    let bob = V1Client::connect(&ws_url, &room, None).await;
+    let typists = [&alice, &bob];
+    for _ in 0..5 {
+        keystroke(&typists);
+    }
+    settle(&typists).await;
+
+    cluster.stop().expect("PostgreSQL stops");
+    type_until(
+        &typists,
+        || async { refusals(&alice) + refusals(&bob) > 0 },
+        "an edit refused as unavailable",
+    )
+    .await;
+    type_until(
+        &typists,
+        || async { readyz(&server).await == 503 },
+        "readyz 503",
+    )
+    .await;
+    cluster.start_again().expect("PostgreSQL starts again");
+    type_until(
+        &typists,
+        || async { readyz(&server).await == 200 },
+        "readyz 200",
+    )
+    .await;
+    for _ in 0..5 {
+        keystroke(&typists);
+    }
+    settle(&typists).await;
+    let running = room_when_readable(&server, &room).await;
+    check_exactly_acknowledged(&running, &typists);
+
+    drop((alice.disconnect(), bob.disconnect()));
+    server.stop().await;
+    let restarted = TestServer::start(test_config(&url)).await;
+    let after_restart = restarted.room(&room).await;
+    assert_eq!(
+        after_restart["code"], running["code"],
+        "lost in the restart"
+    );
+    assert_eq!(after_restart["revision"], running["revision"]);
+    restarted.stop().await;
+}

@@ -62,6 +62,17 @@ async fn type_once(
             true
         }
         Err(RepositoryError::Unavailable(_)) => false,
+        // Failed while committing: the store is asked, as the room does, on a fresh connection.
+        Err(RepositoryError::Indeterminate(_)) => {
+            let client = ClientId::new("typist").expect("valid client id");
+            match repository.confirm_stored(room, &client, revision).await {
+                Ok(Some(stored)) if stored == revision => {
+                    acknowledged.push(revision);
+                    true
+                }
+                _ => false,
+            }
+        }
         Err(other) => panic!("revision {revision}: unexpected {other:?}"),
     }
 }

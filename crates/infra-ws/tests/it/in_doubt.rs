@@ -50,7 +50,9 @@ impl RoomRepository for LosesCommits {
         self.store.append(room, operations, snapshot).await?;
         if self.broken.load(Ordering::SeqCst) {
             self.lost_one.store(true, Ordering::SeqCst);
-            return Err(lost());
+            return Err(RepositoryError::Indeterminate(
+                "the connection was lost during COMMIT".into(),
+            ));
         }
         Ok(())
     }
