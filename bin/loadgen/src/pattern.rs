@@ -164,6 +164,36 @@ impl Pattern {
     }
 }
 
+/// A plain typist's keystroke, as the naive client of the prototype types: `keystroke` at the
+/// end of the typist's own line (`§{typist}:` …), which it starts at the end of the text when
+/// its buffer does not show it yet. Every typist types on its own line, as people pairing on a
+/// file mostly do, and nobody's typing touches another's keystrokes.
+#[must_use]
+pub fn type_on_own_line(text: &str, typist: usize, keystroke: &str) -> String {
+    let label = format!("§{typist}:");
+    let mut typed = text.to_owned();
+    let at_line_start = |at: usize| at == 0 || text[..at].ends_with('\n');
+    let own = text
+        .match_indices(&label)
+        .map(|(at, _)| at)
+        .find(|at| at_line_start(*at));
+    match own {
+        Some(start) => {
+            let end = text[start..].find('\n').map_or(text.len(), |end| start + end);
+            typed.insert_str(end, keystroke);
+        }
+        None => {
+            if !typed.is_empty() && !typed.ends_with('\n') {
+                typed.push('\n');
+            }
+            typed.push_str(&label);
+            typed.push_str(keystroke);
+            typed.push('\n');
+        }
+    }
+    typed
+}
+
 /// The operation on `text` that performs `splice` (code points → UTF-16 units).
 #[must_use]
 pub fn operation(text: &str, splice: &Splice) -> TextOperation {
@@ -189,6 +219,21 @@ pub fn operation(text: &str, splice: &Splice) -> TextOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_typists_type_at_the_end_of_their_own_line() {
+        let first = type_on_own_line("", 1, "«1.0»");
+        assert_eq!(first, "§1:«1.0»\n");
+        let other = type_on_own_line(&first, 2, "«2.0»");
+        assert_eq!(other, "§1:«1.0»\n§2:«2.0»\n");
+        assert_eq!(
+            type_on_own_line(&other, 1, "«1.1»"),
+            "§1:«1.0»«1.1»\n§2:«2.0»\n"
+        );
+        // A label inside a line is not the typist's line; a text without a final newline gets
+        // one before the new line.
+        assert_eq!(type_on_own_line("x §3:", 3, "k"), "x §3:\n§3:k\n");
+    }
 
     #[test]
     fn typing_makes_valid_edits() {

@@ -449,12 +449,7 @@ impl Typist {
             }
             Protocol::Plain => {
                 let marker = format!("«{}.{}»", self.index, state.edits);
-                let text = state.text.text();
-                let splice = self.pattern.next(&text, Some(&marker));
-                let operation = pattern::operation(&text, &splice);
-                let Ok(text) = operation.apply(&text) else {
-                    return;
-                };
+                let text = pattern::type_on_own_line(&state.text.text(), self.index, &marker);
                 state.text = Document::new(&text, 0);
                 state.pending_markers.insert(marker.clone(), now);
                 lock(&self.room.typed_markers).push(marker.clone());
