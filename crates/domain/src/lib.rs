@@ -23,7 +23,7 @@ pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
     LocalAutocompleter, trim_what_follows,
 };
-pub use diff::diff;
+pub use diff::{DIFF_DEADLINE, diff};
 pub use document::Document;
 pub use operation::{Component, OperationError, TextOperation};
 pub use plain::{Base, PlainEdit, PlainMember, Step};

@@ -1058,7 +1058,9 @@ fn closest_base(live: &LiveRoom, recent: &VecDeque<u64>, code: &str) -> u64 {
     let code = format!("{code}\n");
     let changed_lines = |text: &str| {
         let text = format!("{text}\n");
-        similar::TextDiff::from_lines(&text, &code)
+        similar::TextDiff::configure()
+            .timeout(duet_domain::DIFF_DEADLINE)
+            .diff_lines(&text, &code)
             .ops()
             .iter()
             .map(|op| match op.as_tag_tuple() {
