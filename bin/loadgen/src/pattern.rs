@@ -179,7 +179,9 @@ pub fn type_on_own_line(text: &str, typist: usize, keystroke: &str) -> String {
         .find(|at| at_line_start(*at));
     match own {
         Some(start) => {
-            let end = text[start..].find('\n').map_or(text.len(), |end| start + end);
+            let end = text[start..]
+                .find('\n')
+                .map_or(text.len(), |end| start + end);
             typed.insert_str(end, keystroke);
         }
         None => {

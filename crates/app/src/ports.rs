@@ -121,6 +121,17 @@ pub trait RoomRepository: Send + Sync {
         seq: u64,
     ) -> Result<Option<u64>, RepositoryError>;
 
+    /// The highest sequence number `client` has committed in the room, if any: a client first
+    /// seen after the room was loaded continues from there.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn latest_seq(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+    ) -> Result<Option<u64>, RepositoryError>;
+
     /// Whether `client` has any operation in the room's log: a client id that has edited a
     /// room belongs to whoever can prove it (its resume token), not to whoever names it.
     ///

@@ -368,6 +368,12 @@ impl Rooms {
                 Ok(true) => {
                     tracing::warn!(room = %id, error = %error, "the store reported a failed commit that it had made: the edits stand");
                 }
+                Ok(false) if matches!(error, RepositoryError::OperationExists(_)) => {
+                    // The store holds what this room thought free: the live room is behind
+                    // the store and must be loaded again.
+                    Self::restore(live, document_before, history_before, seqs_before);
+                    return Err(ApplyEditError::InDoubt(error));
+                }
                 Ok(false) => {
                     Self::restore(live, document_before, history_before, seqs_before);
                     return Err(unavailable_or_not_found(id, error));
@@ -421,6 +427,14 @@ impl Rooms {
         if seq > Submission::MAX_SEQ {
             return Ok(Some(Err(SubmitError::InvalidSeq { seq })));
         }
+        // A client first seen since the room was loaded continues from its latest committed
+        // seq: a lower or equal one is a resend (or a reuse), never a new edit, so it can never
+        // collide with the log.
+        if !live.last_seq.contains_key(client)
+            && let Some(latest) = self.repository.latest_seq(live.room.id(), client).await?
+        {
+            live.last_seq.insert(client.clone(), latest);
+        }
         let recorded = match live.last_seq.get(client) {
             Some(last) if seq > *last => return Ok(None),
             Some(_) => match live.recorded_in_history(client, seq) {
@@ -436,12 +450,7 @@ impl Rooms {
                     found
                 }
             },
-            // A client not seen since the room was loaded may be resending from before.
-            None => {
-                self.repository
-                    .find_operation(live.room.id(), client, seq)
-                    .await?
-            }
+            None => return Ok(None),
         };
         Ok(recorded.map(|recorded| match recorded.digest {
             Some(digest) if digest != submission.digest() => Err(SubmitError::SeqReused { seq }),
@@ -827,6 +836,7 @@ mod tests {
         repository
             .expect_find_operation()
             .returning(|_, _, _| Ok(None));
+        repository.expect_latest_seq().returning(|_, _| Ok(None));
         repository
             .expect_confirm_stored()
             .returning(move |_, _, _| afterwards());
@@ -1047,6 +1057,41 @@ mod tests {
         );
         assert_eq!(revisions(&outcomes[2..]), [Some(1)]);
         assert_eq!(live.document().text(), "a");
+    }
+
+    #[tokio::test]
+    async fn after_a_reload_an_old_seq_cannot_fail_the_others_in_its_batch() {
+        let repository = Arc::new(InMemoryRoomRepository::default());
+        let rooms = rooms_over(repository.clone(), LiveSettings::default());
+        let mut live = room_with(&rooms, "").await;
+        rooms
+            .commit(
+                &mut live,
+                vec![op("mallory", 5, 0, TextOperation::new().insert("m"))],
+            )
+            .await
+            .expect("committed");
+        let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
+        let outcomes = rooms
+            .commit(
+                &mut reloaded,
+                vec![
+                    op("mallory", 0, 1, TextOperation::new().retain(1).insert("0")),
+                    op("mallory", 5, 1, TextOperation::new().retain(1).insert("5")),
+                    op("alice", 1, 1, TextOperation::new().retain(1).insert("a")),
+                ],
+            )
+            .await
+            .expect("alice's edit is not failed by mallory's");
+        assert_eq!(
+            outcomes[..2],
+            [
+                Outcome::Rejected(SubmitError::StaleSeq { seq: 0 }),
+                Outcome::Rejected(SubmitError::SeqReused { seq: 5 })
+            ]
+        );
+        assert_eq!(revisions(&outcomes[2..]), [Some(2)]);
+        assert_eq!(reloaded.document().text(), "ma");
     }
 
     #[tokio::test]

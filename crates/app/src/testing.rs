@@ -158,6 +158,21 @@ impl RoomRepository for InMemoryRoomRepository {
             .map(|recorded| recorded.revision))
     }
 
+    async fn latest_seq(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+    ) -> Result<Option<u64>, RepositoryError> {
+        Ok(self.rooms().get(&room).and_then(|stored| {
+            stored
+                .operations
+                .iter()
+                .filter(|operation| operation.client == *client)
+                .map(|operation| operation.seq)
+                .max()
+        }))
+    }
+
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         Ok(self.rooms().get(&room).is_some_and(|stored| {
             stored

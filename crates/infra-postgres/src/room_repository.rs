@@ -542,6 +542,26 @@ impl RoomRepository for SqlRoomRepository {
             .transpose()
     }
 
+    async fn latest_seq(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+    ) -> Result<Option<u64>, RepositoryError> {
+        let latest: Option<Option<i64>> = Operations::find()
+            .select_only()
+            .column_as(operation_entity::Column::ClientSeq.max(), "latest")
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::ClientId.eq(client.as_str()))
+            .into_tuple()
+            .one(&self.connection)
+            .await
+            .map_err(unavailable)?;
+        latest
+            .flatten()
+            .map(|seq| u64::try_from(seq).map_err(|_| corrupt(format!("negative seq {seq}"))))
+            .transpose()
+    }
+
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         let found: Option<i64> = Operations::find()
             .select_only()

@@ -449,6 +449,13 @@ impl RoomRepository for HangingRepository {
     ) -> Result<Option<u64>, RepositoryError> {
         std::future::pending().await
     }
+    async fn latest_seq(
+        &self,
+        _room: RoomId,
+        _client: &ClientId,
+    ) -> Result<Option<u64>, RepositoryError> {
+        std::future::pending().await
+    }
     async fn has_client(&self, _room: RoomId, _client: &ClientId) -> Result<bool, RepositoryError> {
         std::future::pending().await
     }

@@ -85,6 +85,13 @@ impl RoomRepository for LosesCommits {
         }
         self.store.confirm_stored(room, client, seq).await
     }
+    async fn latest_seq(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+    ) -> Result<Option<u64>, RepositoryError> {
+        self.store.latest_seq(room, client).await
+    }
     async fn has_client(&self, room: RoomId, client: &ClientId) -> Result<bool, RepositoryError> {
         self.store.has_client(room, client).await
     }
