@@ -14,10 +14,16 @@ fn main() -> ExitCode {
         eprintln!("duet-server: cannot read .env: {error}");
         return ExitCode::FAILURE;
     }
+    // The WebSocket library logs whole frames at trace level: room code and resume tokens.
+    // Whatever RUST_LOG asks, it logs at debug at most.
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    for quiet in ["tungstenite=debug", "tokio_tungstenite=debug"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

@@ -98,6 +98,9 @@ pub struct LiveRoom {
     pub(crate) document: Document,
     pub(crate) history: VecDeque<HistoryEntry>,
     pub(crate) last_seq: HashMap<ClientId, u64>,
+    /// Every client id given to a connection since the room was loaded: an id that was handed
+    /// out belongs to whoever holds its token, edited or not.
+    pub(crate) issued: std::collections::HashSet<ClientId>,
 }
 
 impl LiveRoom {
@@ -265,6 +268,6 @@ impl LiveRoom {
     /// Whether `client` has edited this room since it was loaded, or is known by it.
     #[must_use]
     pub fn knows_client(&self, client: &ClientId) -> bool {
-        self.last_seq.contains_key(client)
+        self.last_seq.contains_key(client) || self.issued.contains(client)
     }
 }

@@ -144,7 +144,7 @@ impl Rooms {
     /// [`RepositoryError`] when the store cannot say whether the id has edited the room.
     pub async fn identify(
         &self,
-        live: &LiveRoom,
+        live: &mut LiveRoom,
         claimed: Option<ClientId>,
         token: Option<&str>,
         connected: bool,
@@ -168,6 +168,7 @@ impl Rooms {
             None => (ClientId::generate(), false),
         };
         let token = self.tokens.issue(room, &client);
+        live.issued.insert(client.clone());
         Ok(Identity {
             client,
             proved,
@@ -284,6 +285,7 @@ impl Rooms {
             document,
             history,
             last_seq: HashMap::new(),
+            issued: std::collections::HashSet::new(),
         })
     }
 
@@ -1138,19 +1140,19 @@ mod tests {
         let rooms = rooms_over(repository.clone(), LiveSettings::default());
         let mut live = room_with(&rooms, "").await;
         let anyone = rooms
-            .identify(&live, None, None, false)
+            .identify(&mut live, None, None, false)
             .await
             .expect("identified");
         assert!(!anyone.proved);
         // A fresh id is granted to whoever names it first.
         let alice = rooms
-            .identify(&live, Some(client("alice")), None, false)
+            .identify(&mut live, Some(client("alice")), None, false)
             .await
             .expect("identified");
         assert_eq!((alice.client.as_str(), alice.proved), ("alice", false));
         // While alice is connected, or once she has edited, naming her proves nothing.
         let impostor = rooms
-            .identify(&live, Some(client("alice")), Some(&anyone.token), true)
+            .identify(&mut live, Some(client("alice")), Some(&anyone.token), true)
             .await
             .expect("identified");
         assert_ne!(impostor.client, alice.client);
@@ -1161,10 +1163,10 @@ mod tests {
             )
             .await
             .expect("committed");
-        let reloaded = rooms.open(live.room().id()).await.expect("opens");
+        let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
         for token in [None, Some("forged"), Some(anyone.token.as_str())] {
             let impostor = rooms
-                .identify(&reloaded, Some(client("alice")), token, false)
+                .identify(&mut reloaded, Some(client("alice")), token, false)
                 .await
                 .expect("identified");
             assert!(
@@ -1176,7 +1178,7 @@ mod tests {
         for connected in [false, true] {
             let resumed = rooms
                 .identify(
-                    &reloaded,
+                    &mut reloaded,
                     Some(client("alice")),
                     Some(&alice.token),
                     connected,

@@ -796,7 +796,7 @@ impl Hub {
             .is_some_and(|client| self.members.values().any(|member| member.client == *client));
         let identity = rooms
             .identify(
-                &self.live,
+                &mut self.live,
                 request.client,
                 request.resume_token.as_deref(),
                 connected,
@@ -958,13 +958,18 @@ impl Hub {
     }
 
     fn broadcast_v1(&mut self, except: Option<u64>, frame: Message) {
-        let overflowed: Vec<u64> = self
-            .members
-            .iter()
-            .filter(|(id, member)| member.protocol == Protocol::V1 && Some(**id) != except)
-            .filter(|(_, member)| !deliver(&member.outbox, frame.clone()))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut overflowed = Vec::new();
+        for (id, member) in &mut self.members {
+            if member.protocol != Protocol::V1 || Some(*id) == except {
+                continue;
+            }
+            // Later selections go after this message (a `left` before a `joined`, say), not
+            // into a presence batch queued before it.
+            member.presence_batch = None;
+            if !deliver(&member.outbox, frame.clone()) {
+                overflowed.push(*id);
+            }
+        }
         self.drop_members(overflowed);
     }
 

@@ -206,7 +206,17 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .layer(from_fn_with_state(request_limits, limits::enforce))
         .layer(cors)
         .layer(map_response(error::normalise_error_response))
-        .layer(TraceLayer::new_for_http());
+        // The span names the path only: query strings carry resume tokens, which never go to
+        // the logs.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path()
+                )
+            },
+        ));
     let shutdown = Shutdown {
         signal,
         connections: connections_closed,

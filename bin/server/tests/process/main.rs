@@ -86,13 +86,20 @@ fn a_bad_setting_is_one_line_and_exit_1() {
 struct Running {
     child: Child,
     base: String,
+    /// Every line the server logged after the one naming its address.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Running {
     fn start(directory: &std::path::Path) -> Self {
+        Self::start_logging(directory, "info")
+    }
+
+    fn start_logging(directory: &std::path::Path, filter: &str) -> Self {
         let mut child = server()
             .current_dir(directory)
             .env("DUET_BIND", "127.0.0.1:0")
+            .env("RUST_LOG", filter)
             .spawn()
             .expect("the server starts");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -112,10 +119,19 @@ impl Running {
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
+            }
+        });
         Self {
             child,
             base: address,
+            log,
         }
     }
 
@@ -165,6 +181,82 @@ async fn next_frame(
         .expect("a frame in time")
         .expect("an open connection")
         .expect("a valid frame")
+}
+
+/// Opens a duet.v1 connection with this query string.
+async fn v1(
+    base: &str,
+    room: &str,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{base}/ws/{room}?{query}")
+        .into_client_request()
+        .expect("a request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "duet.v1".parse().expect("a header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the WebSocket opens")
+        .0
+}
+
+fn text(frame: Message) -> Value {
+    match frame {
+        Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn resume_tokens_never_reach_the_log() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let mut running = Running::start_logging(directory.path(), "trace");
+    let room = create_room(&running.base).await;
+    let mut first = v1(&running.base, &room, "clientId=alice").await;
+    let welcome = text(next_frame(&mut first).await);
+    let token = welcome["resumeToken"].as_str().expect("a token").to_owned();
+    drop(first);
+    let query = format!("clientId=alice&resumeToken={token}&since=0");
+    let mut again = v1(&running.base, &room, &query).await;
+    assert_eq!(text(next_frame(&mut again).await)["clientId"], "alice");
+    again
+        .send(Message::text(
+            r#"{"type":"op","revision":0,"seq":1,"ops":["x"]}"#,
+        ))
+        .await
+        .expect("sent");
+    assert_eq!(text(next_frame(&mut again).await)["type"], "ack");
+    drop(again);
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking({
+            let log = std::sync::Arc::clone(&running.log);
+            move || (running.wait(), log)
+        }),
+    )
+    .await
+    .expect("the server exits in time")
+    .expect("waited");
+    assert!(exit.0.success());
+    let logged = exit
+        .1
+        .lock()
+        .map(|lines| lines.join("\n"))
+        .unwrap_or_default();
+    assert!(logged.contains("request"), "trace logging was on: {logged}");
+    assert!(!logged.contains(&token), "the token was logged:\n{logged}");
+    assert!(
+        !logged.contains("resumeToken"),
+        "a query string was logged:\n{logged}"
+    );
 }
 
 #[tokio::test]
