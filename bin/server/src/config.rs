@@ -110,6 +110,8 @@ impl Config {
             )?
             .try_into()
             .unwrap_or(u64::MAX),
+            history_bytes: positive(&lookup, "DUET_HISTORY_BYTES", live_defaults.history_bytes)?,
+            max_room_units: positive(&lookup, "DUET_MAX_ROOM_SIZE", live_defaults.max_room_units)?,
         };
         let bind = lookup("DUET_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind = bind.parse().map_err(|_| ConfigError::Invalid {
@@ -265,12 +267,23 @@ fn origins(value: Option<String>) -> AllowedOrigins {
     }
 }
 
+/// The longest duration any setting may name: longer ones would overflow the clock's
+/// arithmetic (an instant plus the duration) instead of meaning "never".
+const MAX_SECONDS: usize = 366 * 24 * 60 * 60;
+
 fn seconds(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: usize,
 ) -> Result<Duration, ConfigError> {
     let seconds = positive(lookup, name, default)?;
+    if seconds > MAX_SECONDS {
+        return Err(ConfigError::Invalid {
+            name,
+            expected: "a number of seconds up to a year (31622400)",
+            value: seconds.to_string(),
+        });
+    }
     Ok(Duration::from_secs(
         u64::try_from(seconds).unwrap_or(u64::MAX),
     ))
@@ -283,11 +296,12 @@ fn positive(
 ) -> Result<usize, ConfigError> {
     match lookup(name) {
         None => Ok(default),
+        // Bounded, so that no count (a queue's capacity, say) can make a library panic.
         Some(value) => match value.trim().parse::<usize>() {
-            Ok(number) if number > 0 => Ok(number),
+            Ok(number) if number > 0 && number <= 1 << 32 => Ok(number),
             _ => Err(ConfigError::Invalid {
                 name,
-                expected: "a positive whole number",
+                expected: "a positive whole number up to 4294967296",
                 value,
             }),
         },
@@ -432,6 +446,13 @@ mod tests {
             ("DUET_BIND", "localhost", "DUET_BIND"),
             ("DUET_MAX_FRAME_BYTES", "0", "DUET_MAX_FRAME_BYTES"),
             ("DUET_SEND_QUEUE", "-3", "DUET_SEND_QUEUE"),
+            ("DUET_SEND_QUEUE", "9999999999999999999", "DUET_SEND_QUEUE"),
+            (
+                "DUET_PING_INTERVAL_SECS",
+                "99999999999",
+                "DUET_PING_INTERVAL_SECS",
+            ),
+            ("DUET_MAX_ROOM_SIZE", "0", "DUET_MAX_ROOM_SIZE"),
             ("DUET_HEADER_TIMEOUT_SECS", "0", "DUET_HEADER_TIMEOUT_SECS"),
             ("DUET_IDLE_TIMEOUT_SECS", "1.5", "DUET_IDLE_TIMEOUT_SECS"),
             ("DUET_BODY_TIMEOUT_SECS", "soon", "DUET_BODY_TIMEOUT_SECS"),

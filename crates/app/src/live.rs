@@ -41,6 +41,8 @@ pub enum SubmitError {
     InvalidSeq { seq: u64 },
     #[error("sequence number {seq} was committed before with a different edit")]
     SeqReused { seq: u64 },
+    #[error("the edit would make the room longer than {limit} UTF-16 code units")]
+    RoomTooLarge { limit: usize },
 }
 
 impl Submission {
@@ -88,6 +90,33 @@ pub(crate) struct HistoryEntry {
     pub(crate) committed: Arc<CommittedOperation>,
     /// Undoes the operation on the document it was applied to.
     pub(crate) inverse: TextOperation,
+}
+
+impl HistoryEntry {
+    /// The text this entry holds (what the operation inserts and what its inverse puts
+    /// back), in bytes: what keeping it costs.
+    pub(crate) fn weight(&self) -> usize {
+        [&self.committed.operation, &self.inverse]
+            .into_iter()
+            .flat_map(TextOperation::components)
+            .map(|component| match component {
+                duet_domain::Component::Insert(text) => text.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// Drops the oldest entries until at most `operations` remain holding at most `bytes` of
+/// text (the newest is kept whatever its size).
+pub(crate) fn trim_history(history: &mut VecDeque<HistoryEntry>, operations: usize, bytes: usize) {
+    let mut held: usize = history.iter().map(HistoryEntry::weight).sum();
+    while history.len() > operations || (held > bytes && history.len() > 1) {
+        let Some(oldest) = history.pop_front() else {
+            break;
+        };
+        held = held.saturating_sub(oldest.weight());
+    }
 }
 
 /// The live state of a room.

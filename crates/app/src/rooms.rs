@@ -7,7 +7,7 @@ use duet_domain::{
     ClientId, CodeError, CommittedOperation, Document, Language, LanguageError, Room, RoomId,
 };
 
-use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError};
+use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError, trim_history};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
 use crate::resume::ResumeTokens;
 
@@ -66,6 +66,12 @@ pub struct LiveSettings {
     pub history: usize,
     /// How many operations may follow the stored snapshot before it is refreshed.
     pub snapshot_every: u64,
+    /// How much text (bytes inserted and deleted) the kept history may hold: large pastes
+    /// shorten it, so a room's memory stays bounded.
+    pub history_bytes: usize,
+    /// The longest text a room may hold, in UTF-16 code units; an edit that would make it
+    /// longer is refused (`room_too_large`) and changes nothing.
+    pub max_room_units: usize,
 }
 
 impl Default for LiveSettings {
@@ -73,6 +79,8 @@ impl Default for LiveSettings {
         Self {
             history: 1000,
             snapshot_every: 200,
+            history_bytes: 64 * 1024 * 1024,
+            max_room_units: 4 * 1024 * 1024,
         }
     }
 }
@@ -279,6 +287,11 @@ impl Rooms {
                 history.pop_front();
             }
         }
+        trim_history(
+            &mut history,
+            self.settings.history,
+            self.settings.history_bytes,
+        );
         tracing::debug!(room = %id, revision = document.revision(), "room opened");
         Ok(LiveRoom {
             room,
@@ -337,7 +350,8 @@ impl Rooms {
                 }
                 Ok(Some(Ok(revision))) => Outcome::Duplicate { revision },
                 Ok(Some(Err(error))) => Outcome::Rejected(error),
-                Ok(None) => match Self::apply(live, &submission, now) {
+                Ok(None) => match Self::apply(live, &submission, now, self.settings.max_room_units)
+                {
                     Err(error) => Outcome::Rejected(error),
                     Ok(operation) => {
                         let previous = live
@@ -390,9 +404,11 @@ impl Rooms {
             snapshot.take_code();
             live.room = snapshot;
         }
-        while live.history.len() > self.settings.history {
-            live.history.pop_front();
-        }
+        trim_history(
+            &mut live.history,
+            self.settings.history,
+            self.settings.history_bytes,
+        );
         Ok(outcomes)
     }
 
@@ -464,8 +480,16 @@ impl Rooms {
         live: &mut LiveRoom,
         submission: &Submission,
         now: chrono::DateTime<chrono::Utc>,
+        max_room_units: usize,
     ) -> Result<Arc<CommittedOperation>, SubmitError> {
         let operation = live.rebase(submission)?;
+        // A room over the limit (made before it, or with a lower one) may still shrink.
+        if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
+        {
+            return Err(SubmitError::RoomTooLarge {
+                limit: max_room_units,
+            });
+        }
         let inverse = live.document.invert(&operation)?;
         live.document.apply(&operation)?;
         let committed = Arc::new(CommittedOperation {
@@ -750,6 +774,7 @@ mod tests {
         let settings = LiveSettings {
             history: 2,
             snapshot_every: 2,
+            ..LiveSettings::default()
         };
         let repository = Arc::new(InMemoryRoomRepository::default());
         let rooms = rooms_over(repository.clone(), settings);
@@ -1094,6 +1119,50 @@ mod tests {
         );
         assert_eq!(revisions(&outcomes[2..]), [Some(2)]);
         assert_eq!(reloaded.document().text(), "ma");
+    }
+
+    #[tokio::test]
+    async fn a_room_never_grows_past_its_limit_and_its_history_past_its_budget() {
+        let settings = LiveSettings {
+            max_room_units: 10,
+            history_bytes: 20,
+            ..LiveSettings::default()
+        };
+        let rooms = rooms_over(Arc::default(), settings);
+        let mut live = room_with(&rooms, "12345678").await;
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    op(
+                        "mallory",
+                        1,
+                        0,
+                        TextOperation::new().retain(8).insert("abc"),
+                    ),
+                    op("alice", 1, 0, TextOperation::new().retain(8).insert("ab")),
+                    op("alice", 2, 1, TextOperation::new().delete(10)),
+                ],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(
+            outcomes[0],
+            Outcome::Rejected(SubmitError::RoomTooLarge { limit: 10 })
+        );
+        assert_eq!(revisions(&outcomes[1..]), [Some(1), Some(2)]);
+        assert_eq!(live.document().text(), "");
+        // The deletion's inverse holds 10 bytes, the insert 2: both fit in 20. One more
+        // insert of 10 bytes does not fit with them, and the oldest goes.
+        rooms
+            .commit(
+                &mut live,
+                vec![op("alice", 3, 2, TextOperation::new().insert("0123456789"))],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(live.oldest_revision(), 1);
+        assert!(live.operations_since(0).is_none());
     }
 
     #[tokio::test]

@@ -706,6 +706,7 @@ impl Hub {
                         SubmitError::ResyncRequired { .. } => "resync_required",
                         SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => "bad_seq",
                         SubmitError::SeqReused { .. } => "seq_reused",
+                        SubmitError::RoomTooLarge { .. } => "room_too_large",
                     };
                     self.send_error(owner.member, code, error.to_string(), owner.seq, false);
                 }

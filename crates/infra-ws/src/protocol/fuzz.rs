@@ -515,7 +515,7 @@ proptest! {
     ) {
         runtime()?.block_on(async {
             let repository = Arc::new(InMemoryRoomRepository::default());
-            let settings = LiveSettings { history, snapshot_every: 3 };
+            let settings = LiveSettings { history, snapshot_every: 3, ..LiveSettings::default() };
             let rooms = Rooms::with_settings(repository.clone(), Arc::new(FixedClock::default()), settings);
             let mut live = open_room(&rooms, &initial).await?;
             let mut committed = Vec::new();
@@ -592,7 +592,7 @@ proptest! {
     ) {
         runtime()?.block_on(async {
             let repository = Arc::new(InMemoryRoomRepository::default());
-            let settings = LiveSettings { history: 4, snapshot_every: 3 };
+            let settings = LiveSettings { history: 4, snapshot_every: 3, ..LiveSettings::default() };
             let rooms = Rooms::with_settings(repository.clone(), Arc::new(FixedClock::default()), settings);
             let mut live = open_room(&rooms, &initial).await?;
             let mut committed = Vec::new();
