@@ -427,7 +427,11 @@ proptest! {
                     prop_assert_eq!(count, 1, "typist {}: {:?} in {:?}", who, character, room);
                 }
             }
-            // The author's own order, on the author's own line.
+            // The author's own order, on the author's own line, when the evidence allows: after
+            // the ambiguous case of `Typist::receive` the server cannot tell the order either.
+            if !client.at_risk.is_empty() {
+                continue;
+            }
             let kept: Vec<char> = client
                 .typed
                 .iter()
