@@ -42,7 +42,7 @@ use crate::text::utf16_len;
 
 /// The most characters an older candidate's explanation may insert and still count as one
 /// keystroke (a typed character, an auto-indented newline, a short paste).
-pub const KEYSTROKE_INSERT: usize = 256;
+pub const KEYSTROKE_INSERT: usize = 8;
 
 /// Middles (after the common prefix and suffix) up to this many bytes, both sides together, are
 /// diffed character by character; longer ones line by line first, then character by character
@@ -219,13 +219,7 @@ impl PlainMember {
                     let one_keystroke = cost.places == 1
                         && cost.inserted <= KEYSTROKE_INSERT
                         && (cost.deleted <= 2 || matches!(candidate.base, Base::OwnFrame(_)));
-                    // A frame that, read from the room, deletes what was added after this
-                    // candidate, and read from it only inserts, was typed on it: it lacks what
-                    // others added since (a character diff may find a cheaper substitution,
-                    // "A0" to "B0", which would delete another's typing).
-                    let stale = cost.deleted == 0
-                        && overlaps(&deleted_ranges(&to_frame), &deleted_ranges(&candidate.from_room));
-                    if !refuted && one_keystroke && (stale || cost.change < best_cost.change) {
+                    if !refuted && one_keystroke && cost.change < best_cost.change {
                         best = Some((index, change, cost));
                     }
                 }
@@ -394,41 +388,6 @@ fn append(mut operation: TextOperation, other: &TextOperation) -> TextOperation 
         };
     }
     operation
-}
-
-/// The stretches `[start, end)` of its input text (UTF-16) that an operation deletes.
-fn deleted_ranges(operation: &TextOperation) -> Vec<(usize, usize)> {
-    let mut ranges = Vec::new();
-    let mut position = 0_usize;
-    for component in operation.components() {
-        match component {
-            Component::Retain(count) => position = position.saturating_add(*count),
-            Component::Insert(_) => {}
-            Component::Delete(count) => {
-                let end = position.saturating_add(*count);
-                ranges.push((position, end));
-                position = end;
-            }
-        }
-    }
-    ranges
-}
-
-/// Whether two sorted lists of stretches share a unit.
-fn overlaps(first: &[(usize, usize)], second: &[(usize, usize)]) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < first.len() && j < second.len() {
-        let (a, b) = (first[i], second[j]);
-        if a.0 < b.1 && b.0 < a.1 {
-            return true;
-        }
-        if a.1 <= b.1 {
-            i += 1;
-        } else {
-            j += 1;
-        }
-    }
-    false
 }
 
 fn cost(operation: &TextOperation) -> Cost {
