@@ -24,12 +24,15 @@ pub enum Change {
 #[derive(Clone, Debug)]
 pub struct PlainFrame {
     pub text: String,
+    /// The newest revision whose buffer the client had answered the ping of when it sent the
+    /// frame: what [`PlainMember::merge`] reads as which buffer its editor held.
+    pub answered: Option<u64>,
     pub member: Arc<Mutex<PlainMember>>,
 }
 
 impl PartialEq for PlainFrame {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && Arc::ptr_eq(&self.member, &other.member)
+        self.text == other.text && self.answered == other.answered && Arc::ptr_eq(&self.member, &other.member)
     }
 }
 

@@ -484,7 +484,7 @@ impl Rooms {
                     .oldest_revision()
                     .unwrap_or_else(|| live.document.revision());
                 let steps = live.steps_since(oldest, &submission.client);
-                let edit = member.merge(&live.document, &steps, &frame.text)?;
+                let edit = member.merge(&live.document, &steps, &frame.text, frame.answered)?;
                 (edit.operation.clone(), Some((frame, edit)))
             }
             _ => (live.rebase(submission)?, None),

@@ -93,7 +93,8 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
     for revision in now - CANDIDATES + 2..=now {
         member.sent(revision);
     }
-    // The fifth newest buffer, as the client has it, plus one keystroke.
+    // The fifth newest buffer, as the client has it (its ping answered), plus one keystroke.
+    let stale_revision = Some(now - 5);
     let mut stale = document.clone();
     for (_, inverse) in history.iter().rev().take(5) {
         stale
@@ -105,7 +106,7 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
     let room_text = document.text();
 
     let check = member
-        .merge(&document, &steps, &stale_frame)
+        .merge(&document, &steps, &stale_frame, stale_revision)
         .unwrap_or_else(|error| panic!("{error}"));
     let merged = check
         .operation
@@ -115,13 +116,23 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
 
     let mut group = criterion.benchmark_group(name);
     group.bench_function("merge", |bencher| {
-        bencher.iter(|| member.merge(black_box(&document), &steps, black_box(&stale_frame)));
+        bencher.iter(|| member.merge(
+                black_box(&document),
+                &steps,
+                black_box(&stale_frame),
+                stale_revision,
+            ));
     });
     group.bench_function("bare_diff", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&stale_frame)));
     });
     group.bench_function("latest", |bencher| {
-        bencher.iter(|| member.merge(black_box(&document), &steps, black_box(&latest_frame)));
+        bencher.iter(|| member.merge(
+                black_box(&document),
+                &steps,
+                black_box(&latest_frame),
+                Some(now),
+            ));
     });
     group.bench_function("bare_diff_latest", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&latest_frame)));

@@ -9,15 +9,29 @@
 //! - the connection's own previous frame (the client had that text when it sent it, and
 //!   keeps it until the next buffer arrives).
 //!
+//! Which of them the client had is known from the WebSocket pings the server sends just before
+//! each buffer: a client answers a ping as it reads it, before the buffer behind it, and its
+//! answers and its frames travel in one ordered stream. So when a frame arrives, the newest
+//! ping answered tells which buffers the client had reached, and whether it answered one since
+//! its previous frame tells whether its editor still held that frame:
+//!
+//! - it answered the ping of buffer *r* since its previous frame (or has sent none yet): the
+//!   frame was written on buffer *r* (at join, the buffer sent then, which needs no ping);
+//! - it answered none since: the frame was written on its own previous frame.
+//!
 //! [`PlainMember`] keeps that evidence for one connection and [`PlainMember::merge`] decides.
-//! The base is the newest candidate, unless an older one explains the frame as *one keystroke*
-//! (a single place, at most [`KEYSTROKE_INSERT`] characters inserted) with strictly less
-//! change than the newest does; a frame identical to an older candidate is read as an edit of
-//! the newest (a revert), never as "no change". Change is counted as one for each run of
-//! deleted characters plus one for each inserted character: an edited line (one run out, one
-//! character in) costs less than a line inserted whole, and clearing a buffer costs the same
-//! from any candidate, so it goes to the newest. With nothing concurrent the newest candidate
-//! is the room itself, so the room becomes the frame exactly (last write wins).
+//! The buffer the evidence names is the base unless the frame refutes it, by showing,
+//! unchanged, something the room changed after that buffer (a client that answers pings late,
+//! or not at all); then the newest candidate is the base, since reading a frame against an
+//! older buffer than the one it was written on would insert the difference a second time.
+//! With nothing concurrent the evidence names the room itself, so the room becomes the frame
+//! exactly (last write wins); a frame identical to an older candidate is read the same way, as
+//! an edit (a revert), never as "no change".
+//!
+//! What the evidence cannot see: a client that answered a ping but had not yet put the buffer
+//! behind it in its editor when it wrote a frame (a moment in a browser, between its network
+//! stack answering and the page handling the message) has that frame read against the newer
+//! buffer, as if it deleted what the older one lacked.
 //!
 //! Candidates are never copied out as texts: each is described by the operation that turns the
 //! room's current text into it (composed from the inverses the room keeps), and compared with
@@ -39,10 +53,6 @@ use similar::{Algorithm, ChangeTag, DiffOp, TextDiff};
 use crate::document::Document;
 use crate::operation::{Component, OperationError, TextOperation};
 use crate::text::utf16_len;
-
-/// The most characters an older candidate's explanation may insert and still count as one
-/// keystroke (a typed character, an auto-indented newline, a short paste).
-pub const KEYSTROKE_INSERT: usize = 8;
 
 /// Middles (after the common prefix and suffix) up to this many bytes, both sides together, are
 /// diffed character by character; longer ones line by line first, then character by character
@@ -81,6 +91,8 @@ pub struct PlainEdit {
     pub operation: TextOperation,
     /// The buffer the frame was taken to be written on.
     pub base: Base,
+    /// The newest buffer the client had answered the ping of when it sent the frame.
+    reached: u64,
     /// Turns the frame into the room's text after `operation`.
     to_room: TextOperation,
     /// Turns the room's text after `operation` into the frame.
@@ -106,6 +118,9 @@ pub struct PlainMember {
     /// Revisions of the buffers sent that the client may still receive or show, oldest first.
     sent: VecDeque<u64>,
     own: Option<OwnFrame>,
+    /// The newest buffer the client had reached (answered the ping of, or been sent at join)
+    /// when it sent its previous frame.
+    reached: u64,
 }
 
 /// A buffer the client may have edited, described from the room's current text.
@@ -121,18 +136,6 @@ struct Candidate<'a> {
     revision: u64,
 }
 
-/// How far a candidate is from the frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Cost {
-    /// Runs of deleted characters plus inserted characters.
-    change: usize,
-    /// Places changed.
-    places: usize,
-    inserted: usize,
-    /// UTF-16 units deleted.
-    deleted: usize,
-}
-
 impl PlainMember {
     /// How many sent buffers stay candidates at most. A client more buffers behind than this
     /// (a hub's send queue drops it well before) has its frames read against newer ones.
@@ -145,10 +148,12 @@ impl PlainMember {
         Self {
             sent: VecDeque::from([revision]),
             own: None,
+            reached: revision,
         }
     }
 
-    /// Notes that the room's text at `revision` was queued to the connection.
+    /// Notes that the room's text at `revision` was queued to the connection, just after a ping
+    /// that names `revision` (whose answer is passed to [`PlainMember::merge`] as `answered`).
     pub fn sent(&mut self, revision: u64) {
         if self.sent.back() == Some(&revision) {
             return;
@@ -173,6 +178,9 @@ impl PlainMember {
     /// Decides which buffer `frame` was written on and returns its change as an operation on
     /// `room`'s current text.
     ///
+    /// `answered` is the newest buffer whose ping the client had answered when it sent the
+    /// frame (answers to earlier pings arrive first), or `None` if it answered none.
+    ///
     /// `steps` are the room's latest committed operations, oldest first, ending at `room`'s
     /// revision: `steps[i]` turns the text at revision `room.revision() - steps.len() + i` into
     /// the next. Pass at least those since [`PlainMember::oldest_revision`]; candidates the
@@ -187,45 +195,50 @@ impl PlainMember {
         room: &Document,
         steps: &[Step<'_>],
         frame: &str,
+        answered: Option<u64>,
     ) -> Result<PlainEdit, OperationError> {
         crate::room::check_code(frame)?;
+        let reached = answered.map_or(self.reached, |answered| answered.max(self.reached));
         let rope = room.rope();
         let now = room.revision();
         let steps_len = u64::try_from(steps.len()).unwrap_or(u64::MAX);
         let first = now.saturating_sub(steps_len);
         let steps = &steps[usize::try_from(steps_len - (now - first)).unwrap_or(0)..];
         let candidates = self.candidates(rope, now, first, steps)?;
+        // The buffer the evidence names: the newest one answered since the previous frame,
+        // else that frame.
+        let evidence = match &self.own {
+            Some(own) if reached == self.reached => Base::OwnFrame(own.revision),
+            _ => Base::Sent(reached),
+        };
+        let named = candidates
+            .iter()
+            .position(|candidate| candidate.base == evidence);
         let to_frame = diff_rope(rope, frame);
         if to_frame.is_noop() {
-            return Ok(unchanged(room, frame, candidates.last().map(|c| c.base)));
+            let base = named
+                .or_else(|| candidates.len().checked_sub(1))
+                .map(|index| candidates[index].base);
+            return Ok(unchanged(room, frame, base, reached));
         }
-
-        // Each candidate's change, newest first; the newest is the base unless an older one is
-        // one keystroke away and strictly closer.
-        let mut best: Option<(usize, TextOperation, Cost)> = None;
-        for (index, candidate) in candidates.iter().enumerate().rev() {
-            let (change, refuted) = if candidate.from_room.is_noop() {
+        let change_from = |candidate: &Candidate<'_>| {
+            if candidate.from_room.is_noop() {
                 (to_frame.clone(), false)
             } else {
                 edit_between(rope, &candidate.from_room, &to_frame)
-            };
-            let cost = cost(&change);
-            match &best {
-                None => best = Some((index, change, cost)),
-                Some((_, _, best_cost)) => {
-                    // A keystroke: typing (a short insert) or a backspace over one character
-                    // (two units for one outside the BMP). A larger deletion from an older
-                    // buffer is a reverted turn as often as an edit: the newest buffer wins.
-                    let one_keystroke = cost.places == 1
-                        && cost.inserted <= KEYSTROKE_INSERT
-                        && (cost.deleted <= 2 || matches!(candidate.base, Base::OwnFrame(_)));
-                    if !refuted && one_keystroke && cost.change < best_cost.change {
-                        best = Some((index, change, cost));
-                    }
-                }
             }
+        };
+        let mut chosen = named.and_then(|index| {
+            let (change, refuted) = change_from(&candidates[index]);
+            (!refuted).then_some((index, change))
+        });
+        if chosen.is_none() {
+            chosen = candidates.len().checked_sub(1).map(|index| {
+                let (change, _) = change_from(&candidates[index]);
+                (index, change)
+            });
         }
-        let Some((index, change, _)) = best else {
+        let Some((index, change)) = chosen else {
             // No candidate at all: the frame replaces the room.
             return rebase(
                 to_frame,
@@ -234,6 +247,7 @@ impl PlainMember {
                 &[],
                 frame,
                 room.len_utf16(),
+                reached,
             );
         };
         let candidate = &candidates[index];
@@ -245,6 +259,7 @@ impl PlainMember {
             later,
             frame,
             room.len_utf16(),
+            reached,
         )
     }
 
@@ -256,6 +271,9 @@ impl PlainMember {
             // again: buffers arrive in order and its editor now holds this frame.
             self.sent.retain(|sent| *sent > base);
         }
+        // Nor a buffer older than the newest it had reached.
+        self.sent.retain(|sent| *sent >= edit.reached);
+        self.reached = edit.reached;
         self.own = Some(OwnFrame {
             revision,
             to_room: edit.to_room,
@@ -319,11 +337,12 @@ impl PlainMember {
 }
 
 /// The outcome for a frame identical to the room: nothing changes.
-fn unchanged(room: &Document, frame: &str, newest: Option<Base>) -> PlainEdit {
+fn unchanged(room: &Document, frame: &str, base: Option<Base>, reached: u64) -> PlainEdit {
     let length = utf16_len(frame);
     PlainEdit {
         operation: identity(room.len_utf16()),
-        base: newest.unwrap_or(Base::Sent(room.revision())),
+        base: base.unwrap_or(Base::Sent(room.revision())),
+        reached,
         to_room: identity(length),
         from_room: identity(length),
     }
@@ -338,6 +357,7 @@ fn rebase(
     later: &[Step<'_>],
     frame: &str,
     room_len: usize,
+    reached: u64,
 ) -> Result<PlainEdit, OperationError> {
     let mut operation = change;
     // Turns the frame into the room as it becomes: the others' edits, moved past the frame's.
@@ -368,6 +388,7 @@ fn rebase(
     Ok(PlainEdit {
         operation,
         base,
+        reached,
         to_room,
         from_room,
     })
@@ -388,35 +409,6 @@ fn append(mut operation: TextOperation, other: &TextOperation) -> TextOperation 
         };
     }
     operation
-}
-
-fn cost(operation: &TextOperation) -> Cost {
-    let mut cost = Cost {
-        change: 0,
-        places: 0,
-        inserted: 0,
-        deleted: 0,
-    };
-    let mut in_change = false;
-    for component in operation.components() {
-        match component {
-            Component::Retain(_) => in_change = false,
-            Component::Insert(text) => {
-                let characters = text.chars().count();
-                cost.change += characters;
-                cost.inserted += characters;
-            }
-            Component::Delete(count) => {
-                cost.change += 1;
-                cost.deleted = cost.deleted.saturating_add(*count);
-            }
-        }
-        if !matches!(component, Component::Retain(_)) && !in_change {
-            cost.places += 1;
-            in_change = true;
-        }
-    }
-    cost
 }
 
 /// A stretch of the room's text `[start, end)` (UTF-16) that an operation replaces by `insert`.
@@ -469,8 +461,11 @@ fn spans(operation: &TextOperation) -> Vec<Span<'_>> {
 }
 
 /// The operation from `candidate` (the room's text after `to_candidate`) to the frame (the
-/// room's text after `to_frame`), found by diffing only where either changes the room: the
-/// stretches both keep are common to both texts.
+/// room's text after `to_frame`), found by diffing only the stretch from the first place
+/// either changes the room to the last: outside it both texts are the room's. (Diffing each
+/// changed place apart would follow the room-to-frame diff's alignment, which may pair a
+/// character the frame typed with one only the candidate lacks, and split one keystroke in
+/// two.)
 ///
 /// Also whether the frame shows, unchanged, something the room changed after the candidate:
 /// then the client had a newer buffer than the candidate, and reading the frame against it
@@ -484,8 +479,6 @@ fn edit_between(
     let candidate_spans = spans(to_candidate);
     let frame_spans = spans(to_frame);
     let (mut i, mut j) = (0, 0);
-    let mut done = 0;
-    let mut operation = TextOperation::new();
     loop {
         let start = match (candidate_spans.get(i), frame_spans.get(j)) {
             (None, None) => break,
@@ -507,15 +500,23 @@ fn edit_between(
                 break;
             }
         }
-        let original = slice_utf16(rope, start, end);
-        let candidate = replace_spans(&original, start, &candidate_spans[first_i..i]);
-        let frame = replace_spans(&original, start, &frame_spans[first_j..j]);
-        refuted |= first_j == j && candidate != frame;
-        operation = operation.retain(start - done);
-        operation = append(operation, &diff_text(&candidate, &frame));
-        done = end;
+        if first_j == j {
+            let original = slice_utf16(rope, start, end);
+            let candidate = replace_spans(&original, start, &candidate_spans[first_i..i]);
+            refuted |= candidate != original;
+        }
     }
-    (operation.retain(rope.len_utf16_cu() - done), refuted)
+    let first = candidate_spans.iter().chain(&frame_spans).map(|span| span.start).min();
+    let last = candidate_spans.iter().chain(&frame_spans).map(|span| span.end).max();
+    let length = rope.len_utf16_cu();
+    let (Some(start), Some(end)) = (first, last) else {
+        return (identity(length), refuted);
+    };
+    let original = slice_utf16(rope, start, end);
+    let candidate = replace_spans(&original, start, &candidate_spans);
+    let frame = replace_spans(&original, start, &frame_spans);
+    let operation = append(TextOperation::new().retain(start), &diff_text(&candidate, &frame));
+    (operation.retain(length - end), refuted)
 }
 
 /// The rope's text between two UTF-16 positions (both character boundaries).
@@ -750,7 +751,6 @@ mod tests {
         let to_frame = diff_text(room, "aX\n\nc\n");
         let (operation, refuted) = edit_between(&rope, &to_candidate, &to_frame);
         assert_eq!(apply(&operation, "a\n\nc\n"), "aX\n\nc\n");
-        assert_eq!(cost(&operation).places, 1);
         assert!(!refuted);
         // A frame that kept the room's "b" was written on a newer buffer than the candidate.
         let (operation, refuted) =

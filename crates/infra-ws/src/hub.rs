@@ -61,6 +61,10 @@ pub struct JoinRequest {
 pub enum Outgoing {
     /// One frame.
     Frame(Message),
+    /// The room's code for a plain member, just after a ping whose payload is the revision
+    /// (big-endian): the client's pong tells the room which buffers it had reached when it
+    /// wrote its next frame (`duet_domain::PlainMember`).
+    Buffer { revision: u64, code: Utf8Bytes },
     /// The operations one commit made, shared by every duet.v1 member: each reads its own as
     /// acknowledgements and the others' as `op` messages. One queue entry per commit, however
     /// many operations it holds, and one encoding of each.
@@ -118,9 +122,17 @@ impl Outgoing {
     /// The frames this holds for member `member`, in order.
     pub fn frames(self, member: u64) -> impl Iterator<Item = Message> {
         let (single, entries, presence) = match self {
-            Self::Frame(frame) => (Some(frame), None, Vec::new()),
-            Self::Committed(entries) => (None, Some(entries), Vec::new()),
-            Self::Presence(batch) => (None, None, batch.take()),
+            Self::Frame(frame) => (vec![frame], None, Vec::new()),
+            Self::Buffer { revision, code } => (
+                vec![
+                    Message::Ping(revision.to_be_bytes().to_vec().into()),
+                    Message::Text(code),
+                ],
+                None,
+                Vec::new(),
+            ),
+            Self::Committed(entries) => (Vec::new(), Some(entries), Vec::new()),
+            Self::Presence(batch) => (Vec::new(), None, batch.take()),
         };
         let committed = entries.into_iter().flat_map(move |entries| {
             (0..entries.len()).filter_map(move |index| {
@@ -214,8 +226,9 @@ enum Command {
 
 /// An edit as a member sent it.
 pub enum MemberEdit {
-    /// A plain client's whole buffer.
-    Plain(String),
+    /// A plain client's whole buffer, and the newest revision whose buffer's ping it had
+    /// answered before sending it (`None`: none since it joined).
+    Plain { code: String, answered: Option<u64> },
     /// A `duet.v1` operation or whole buffer.
     V1 {
         seq: u64,
@@ -598,11 +611,12 @@ impl Hub {
     ) -> Option<Submission> {
         let member = self.members.get_mut(&member_id)?;
         let (seq, base, change, selection, reported_seq) = match edit {
-            MemberEdit::Plain(code) => {
+            MemberEdit::Plain { code, answered } => {
                 member.plain_seq += 1;
                 let plain = member.plain.as_ref()?;
                 let frame = PlainFrame {
                     text: code,
+                    answered,
                     member: Arc::clone(plain),
                 };
                 // The base is inferred when the frame is applied; this one is only recorded.
@@ -765,7 +779,8 @@ impl Hub {
         self.drop_members(overflowed);
     }
 
-    /// Sends plain members the whole code as it now is, once per committed batch.
+    /// Sends plain members the whole code as it now is, once per committed batch, each behind
+    /// a ping naming the revision.
     fn send_plain_code(&mut self) {
         let revision = self.live.document().revision();
         let mut code: Option<Utf8Bytes> = None;
@@ -774,13 +789,13 @@ impl Hub {
             if member.protocol != Protocol::Plain {
                 continue;
             }
-            let text = code
+            let code = code
                 .get_or_insert_with(|| self.live.document().text().into())
                 .clone();
             if let Some(plain) = &member.plain {
                 lock_plain(plain).sent(revision);
             }
-            if !deliver(&member.outbox, Message::Text(text)) {
+            if !queue(&member.outbox, Outgoing::Buffer { revision, code }) {
                 overflowed.push(*id);
             }
         }
