@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use duet_domain::{
-    ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection, Step,
+    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection, Step,
     TextOperation,
 };
 
@@ -24,9 +24,9 @@ pub enum Change {
 #[derive(Clone, Debug)]
 pub struct PlainFrame {
     pub text: String,
-    /// The newest revision whose buffer the client had answered the ping of when it sent the
-    /// frame: what [`PlainMember::merge`] reads as which buffer its editor held.
-    pub answered: Option<u64>,
+    /// The pings the client had answered when it sent the frame: what
+    /// [`PlainMember::merge`] reads as which buffer its editor held.
+    pub answered: Answered,
     pub member: Arc<Mutex<PlainMember>>,
 }
 

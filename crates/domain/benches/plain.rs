@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use duet_domain::{Document, PlainMember, Step, TextOperation, diff};
+use duet_domain::{Answered, Document, PlainMember, Step, TextOperation, diff};
 
 /// A room of about `bytes` of code-like lines, with `edits` later keystrokes on distinct lines
 /// by other members: the document and its history (operation, inverse).
@@ -94,7 +94,10 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
         member.sent(revision);
     }
     // The fifth newest buffer, as the client has it (its ping answered), plus one keystroke.
-    let stale_revision = Some(now - 5);
+    let stale_revision = Answered {
+        newest: Some(now - 5),
+        previous: None,
+    };
     let mut stale = document.clone();
     for (_, inverse) in history.iter().rev().take(5) {
         stale
@@ -131,7 +134,10 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
                 black_box(&document),
                 &steps,
                 black_box(&latest_frame),
-                Some(now),
+                Answered {
+                    newest: Some(now),
+                    previous: None,
+                },
             ));
     });
     group.bench_function("bare_diff_latest", |bencher| {

@@ -59,6 +59,14 @@ use crate::text::utf16_len;
 /// inside the changed lines. Myers' cost grows with the size times the number of differences.
 const CHAR_DIFF_BYTES: usize = 32 * 1024;
 
+/// The fewest characters (spaces at either end aside) a deleted piece must have to count as
+/// moved when an insert holds it: shorter ones (a digit, a bracket) recur by chance.
+const MOVED_AT_LEAST: usize = 4;
+
+/// The longest stretch of one line between two changed places that still makes them one place
+/// when telling what the frame shows unchanged.
+const SAME_LINE_GAP: usize = 256;
+
 /// A bound on a line diff of very large, very different texts (a 1 MB buffer replaced by
 /// unrelated text): past it `similar` settles for a coarser, still exact, diff.
 const LINE_DIFF_TIMEOUT: Duration = Duration::from_millis(200);
@@ -72,6 +80,25 @@ pub struct Step<'a> {
     pub inverse: &'a TextOperation,
     /// Whether the connection being merged made it.
     pub own: bool,
+}
+
+/// The pings a client had answered when it sent a frame, each naming the revision of the
+/// buffer sent just after it: the newest, and the one answered before that.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub newest: Option<u64>,
+    pub previous: Option<u64>,
+}
+
+impl Answered {
+    /// Notes the answer to the ping of buffer `revision` (answers arrive in order; a repeated
+    /// or older one changes nothing).
+    pub fn answer(&mut self, revision: u64) {
+        if self.newest.is_none_or(|newest| revision > newest) {
+            self.previous = self.newest;
+            self.newest = Some(revision);
+        }
+    }
 }
 
 /// Which buffer a frame was taken to be written on.
@@ -93,6 +120,8 @@ pub struct PlainEdit {
     pub base: Base,
     /// The newest buffer the client had answered the ping of when it sent the frame.
     reached: u64,
+    /// Whether the frame was read as written just before that buffer was shown.
+    raced: bool,
     /// Turns the frame into the room's text after `operation`.
     to_room: TextOperation,
     /// Turns the room's text after `operation` into the frame.
@@ -121,6 +150,9 @@ pub struct PlainMember {
     /// The newest buffer the client had reached (answered the ping of, or been sent at join)
     /// when it sent its previous frame.
     reached: u64,
+    /// Whether that frame was read as written just before that buffer was shown, which then
+    /// replaced it in the editor.
+    shown_after: bool,
 }
 
 /// A buffer the client may have edited, described from the room's current text.
@@ -149,11 +181,12 @@ impl PlainMember {
             sent: VecDeque::from([revision]),
             own: None,
             reached: revision,
+            shown_after: false,
         }
     }
 
     /// Notes that the room's text at `revision` was queued to the connection, just after a ping
-    /// that names `revision` (whose answer is passed to [`PlainMember::merge`] as `answered`).
+    /// that names `revision` (whose answer is passed to [`PlainMember::merge`] in `answered`).
     pub fn sent(&mut self, revision: u64) {
         if self.sent.back() == Some(&revision) {
             return;
@@ -178,8 +211,8 @@ impl PlainMember {
     /// Decides which buffer `frame` was written on and returns its change as an operation on
     /// `room`'s current text.
     ///
-    /// `answered` is the newest buffer whose ping the client had answered when it sent the
-    /// frame (answers to earlier pings arrive first), or `None` if it answered none.
+    /// `answered` holds the pings the client had answered when it sent the frame (answers to
+    /// earlier pings arrive first).
     ///
     /// `steps` are the room's latest committed operations, oldest first, ending at `room`'s
     /// revision: `steps[i]` turns the text at revision `room.revision() - steps.len() + i` into
@@ -195,10 +228,11 @@ impl PlainMember {
         room: &Document,
         steps: &[Step<'_>],
         frame: &str,
-        answered: Option<u64>,
+        answered: Answered,
     ) -> Result<PlainEdit, OperationError> {
         crate::room::check_code(frame)?;
-        let reached = answered.map_or(self.reached, |answered| answered.max(self.reached));
+        let since = |answer: Option<u64>| answer.map_or(self.reached, |answer| answer.max(self.reached));
+        let reached = since(answered.newest);
         let rope = room.rope();
         let now = room.revision();
         let steps_len = u64::try_from(steps.len()).unwrap_or(u64::MAX);
@@ -228,10 +262,81 @@ impl PlainMember {
                 edit_between(rope, &candidate.from_room, &to_frame)
             }
         };
-        let mut chosen = named.and_then(|index| {
+        // Answering a ping is not quite showing the buffer behind it: a frame may have been
+        // written, in between, on what the editor held before (and the buffer then replaced
+        // that frame in the editor, so the next frame may be written on it too). The buffers
+        // that may then have been in the editor, most likely first:
+        let before_reached = since(answered.previous);
+        let mut alternatives = Vec::new();
+        if reached > self.reached {
+            if before_reached > self.reached {
+                alternatives.push(Base::Sent(before_reached));
+            } else {
+                if let Some(own) = &self.own {
+                    alternatives.push(Base::OwnFrame(own.revision));
+                }
+                if self.own.is_none() || self.shown_after {
+                    alternatives.push(Base::Sent(self.reached));
+                }
+            }
+        } else if self.shown_after {
+            alternatives.push(Base::Sent(self.reached));
+        }
+        let alternatives: Vec<usize> = alternatives
+            .iter()
+            .filter_map(|base| candidates.iter().position(|candidate| candidate.base == *base))
+            .collect();
+        let mut chosen = None;
+        if let Some(index) = named {
             let (change, refuted) = change_from(&candidates[index]);
-            (!refuted).then_some((index, change))
-        });
+            if refuted {
+                // The frame shows what came after that buffer: the first alternative it does
+                // not refute.
+                chosen = alternatives.iter().find_map(|other| {
+                    let (before, refuted) = change_from(&candidates[*other]);
+                    (!refuted).then_some((*other, before))
+                });
+            } else {
+                // An alternative explains the frame better when, read from it, the frame only
+                // inserts, and read from the named buffer it deletes: anything of the
+                // client's own, and others' text only on lines where it inserts nothing (a
+                // turn that edits or replaces someone's text reads as such), and when nothing
+                // it deletes reappears in what it inserts (a moved line). Of several, the one
+                // it reads as the least typing.
+                let mut best: Option<(usize, TextOperation)> = None;
+                for other in &alternatives {
+                    let (before, refuted) = change_from(&candidates[*other]);
+                    let others = match candidates[index].base {
+                        Base::Sent(_) => {
+                            others_text(&candidates[*other], &candidates[index], first, steps)
+                        }
+                        Base::OwnFrame(_) => Vec::new(),
+                    };
+                    // Or when one of the two is the client's own previous frame and, read
+                    // from either, the frame only inserts, but less from the alternative (at
+                    // fewer places, or as many and fewer characters): what the client typed
+                    // is in one and not the other, and the reading that inserts more would
+                    // insert some of it twice.
+                    let own = |candidate: &Candidate<'_>| matches!(candidate.base, Base::OwnFrame(_));
+                    let fewer = (own(&candidates[*other]) || own(&candidates[index]))
+                        && only_inserts(&change)
+                        && inserted(&before) < inserted(&change);
+                    if !refuted
+                        && before != change
+                        && only_inserts(&before)
+                        && (fewer
+                            || (deletes_on_other_lines(&change, &before, frame, &others)
+                                && !moves_text(rope, &candidates[index], &change, &before)?))
+                        && best
+                            .as_ref()
+                            .is_none_or(|(_, best)| inserted(&before) < inserted(best))
+                    {
+                        best = Some((*other, before));
+                    }
+                }
+                chosen = Some(best.unwrap_or((index, change)));
+            }
+        }
         if chosen.is_none() {
             chosen = candidates.len().checked_sub(1).map(|index| {
                 let (change, _) = change_from(&candidates[index]);
@@ -252,7 +357,10 @@ impl PlainMember {
         };
         let candidate = &candidates[index];
         let later = &steps[usize::try_from(candidate.revision - first).unwrap_or(0)..];
-        rebase(
+        if std::env::var("TRACE").is_ok() {
+            eprintln!("   named {:?} alts {:?} chosen {:?} change {change}", named.map(|n| candidates[n].base), alternatives.iter().map(|a| candidates[*a].base).collect::<Vec<_>>(), candidates[index].base);
+        }
+        let mut edit = rebase(
             change,
             candidate.base,
             candidate.bridge,
@@ -260,20 +368,26 @@ impl PlainMember {
             frame,
             room.len_utf16(),
             reached,
-        )
+        )?;
+        edit.raced = named.is_some_and(|named| named != index) && alternatives.contains(&index);
+        Ok(edit)
     }
 
     /// Records that `edit` was applied and the room is now at `revision` (the revision passed
     /// to `merge` when the operation was a no-op and nothing was committed).
     pub fn applied(&mut self, edit: PlainEdit, revision: u64) {
-        if let Base::Sent(base) = edit.base {
+        if let Base::Sent(base) = edit.base
+            && !edit.raced
+        {
             // The client had received that buffer, so it will never show it or an older one
             // again: buffers arrive in order and its editor now holds this frame.
             self.sent.retain(|sent| *sent > base);
         }
-        // Nor a buffer older than the newest it had reached.
+        // Nor a buffer older than the newest it had reached (which it shows after the frame
+        // when it wrote the frame just before showing it).
         self.sent.retain(|sent| *sent >= edit.reached);
         self.reached = edit.reached;
+        self.shown_after = edit.raced;
         self.own = Some(OwnFrame {
             revision,
             to_room: edit.to_room,
@@ -343,6 +457,7 @@ fn unchanged(room: &Document, frame: &str, base: Option<Base>, reached: u64) -> 
         operation: identity(room.len_utf16()),
         base: base.unwrap_or(Base::Sent(room.revision())),
         reached,
+        raced: false,
         to_room: identity(length),
         from_room: identity(length),
     }
@@ -389,6 +504,7 @@ fn rebase(
         operation,
         base,
         reached,
+        raced: false,
         to_room,
         from_room,
     })
@@ -409,6 +525,238 @@ fn append(mut operation: TextOperation, other: &TextOperation) -> TextOperation 
         };
     }
     operation
+}
+
+/// Whether something `change` deletes from `candidate`'s text reappears in what `before`
+/// inserts: the frame moved text the client had, so it was not written without it.
+fn moves_text(
+    rope: &Rope,
+    candidate: &Candidate<'_>,
+    change: &TextOperation,
+    before: &TextOperation,
+) -> Result<bool, OperationError> {
+    let room = rope.to_string();
+    let text = if candidate.from_room.is_noop() {
+        room
+    } else {
+        candidate.from_room.apply(&room)?
+    };
+    let inserted: Vec<&str> = before
+        .components()
+        .iter()
+        .filter_map(|component| match component {
+            Component::Insert(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut characters = text.chars();
+    for component in change.components() {
+        match component {
+            Component::Retain(count) => skip_utf16(&mut characters, *count),
+            Component::Delete(count) => {
+                // Trimmed: a diff may take a moved line with the line break before it.
+                let deleted = take_utf16(&mut characters, *count);
+                let deleted = deleted.trim();
+                if deleted.chars().count() >= MOVED_AT_LEAST
+                    && inserted.iter().any(|insert| insert.contains(deleted))
+                {
+                    return Ok(true);
+                }
+            }
+            Component::Insert(_) => {}
+        }
+    }
+    Ok(false)
+}
+
+fn skip_utf16(characters: &mut std::str::Chars<'_>, count: usize) {
+    let mut units = 0;
+    while units < count {
+        match characters.next() {
+            Some(character) => units += character.len_utf16(),
+            None => break,
+        }
+    }
+}
+
+fn take_utf16(characters: &mut std::str::Chars<'_>, count: usize) -> String {
+    let mut taken = String::new();
+    let mut units = 0;
+    while units < count {
+        match characters.next() {
+            Some(character) => {
+                units += character.len_utf16();
+                taken.push(character);
+            }
+            None => break,
+        }
+    }
+    taken
+}
+
+/// How many places `operation` inserts at, then how many characters: a diff of texts with
+/// repeated pieces may explain one typed run as several scattered ones.
+fn inserted(operation: &TextOperation) -> (usize, usize) {
+    let (mut places, mut characters) = (0, 0);
+    let mut in_run = false;
+    for component in operation.components() {
+        if let Component::Insert(text) = component {
+            if !in_run {
+                places += 1;
+            }
+            characters += text.chars().count();
+        }
+        in_run = matches!(component, Component::Insert(_));
+    }
+    (places, characters)
+}
+
+/// Whether `operation` inserts something and deletes nothing.
+fn only_inserts(operation: &TextOperation) -> bool {
+    let components = operation.components();
+    components
+        .iter()
+        .any(|component| matches!(component, Component::Insert(_)))
+        && !components
+            .iter()
+            .any(|component| matches!(component, Component::Delete(_)))
+}
+
+/// Whether `operation`, which turns some text into `result`, deletes something, and deletes
+/// of `others` (stretches of its base text other connections wrote) only on lines of `result`
+/// where neither it nor `alternative` (another reading that also gives `result`) inserts
+/// anything: a line break lies between each such deletion and every insert.
+fn deletes_on_other_lines(
+    operation: &TextOperation,
+    alternative: &TextOperation,
+    result: &str,
+    others: &[(usize, usize)],
+) -> bool {
+    // Where each deletion of others' text and each insert lands in `result`, in UTF-16 units.
+    let mut deleted_at = Vec::new();
+    let mut deletes = false;
+    let mut inserted = Vec::new();
+    let (mut source, mut position) = (0, 0);
+    for component in operation.components() {
+        match component {
+            Component::Retain(count) => {
+                source += count;
+                position += count;
+            }
+            Component::Delete(count) => {
+                deletes = true;
+                let end = source + count;
+                if others.iter().any(|(from, to)| *from < end && source < *to) {
+                    deleted_at.push(position);
+                }
+                source = end;
+            }
+            Component::Insert(text) => {
+                let length = utf16_len(text);
+                inserted.push((position, position + length));
+                position += length;
+            }
+        }
+    }
+    let mut position = 0;
+    for component in alternative.components() {
+        match component {
+            Component::Retain(count) => position += count,
+            Component::Delete(_) => {}
+            Component::Insert(text) => {
+                let length = utf16_len(text);
+                inserted.push((position, position + length));
+                position += length;
+            }
+        }
+    }
+    if !deletes {
+        return false;
+    }
+    let mut breaks = Vec::new();
+    let mut units = 0;
+    for character in result.chars() {
+        if character == '\n' {
+            breaks.push(units);
+        }
+        units += character.len_utf16();
+    }
+    // A line break at a position in [from, to).
+    let break_between = |from: usize, to: usize| {
+        let first = breaks.partition_point(|at| *at < from);
+        breaks.get(first).is_some_and(|at| *at < to)
+    };
+    deleted_at.iter().all(|at| {
+        inserted.iter().all(|(start, end)| {
+            if at <= start {
+                break_between(*at, *start)
+            } else {
+                break_between(*end, *at)
+            }
+        })
+    })
+}
+
+/// The stretches of `newer`'s text (a buffer sent) that other connections wrote after
+/// `older` was the client's: their operations committed between the two. (When `older` is an
+/// own frame, what it was merged over is left out: it mixes the client's own earlier
+/// operations with others'.)
+fn others_text(
+    older: &Candidate<'_>,
+    newer: &Candidate<'_>,
+    first: u64,
+    steps: &[Step<'_>],
+) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    if let Some(bridge) = older.bridge {
+        ranges = carry(&ranges, bridge, false);
+    }
+    let from = usize::try_from(older.revision - first).unwrap_or(0);
+    let to = usize::try_from(newer.revision.saturating_sub(first)).unwrap_or(0);
+    for step in steps.get(from..to).unwrap_or_default() {
+        ranges = carry(&ranges, step.operation, !step.own);
+    }
+    ranges
+}
+
+/// Moves stretches of a text `[start, end)` (UTF-16, disjoint) over `operation`: deleted parts
+/// drop out; with `mark`, what the operation inserts is added as new stretches.
+fn carry(ranges: &[(usize, usize)], operation: &TextOperation, mark: bool) -> Vec<(usize, usize)> {
+    // Retained segments: (old start, old end, new start).
+    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
+    let mut result = Vec::new();
+    let (mut old, mut new) = (0, 0);
+    for component in operation.components() {
+        match component {
+            Component::Retain(count) => {
+                kept.push((old, old + count, new));
+                old += count;
+                new += count;
+            }
+            Component::Delete(count) => old += count,
+            Component::Insert(text) => {
+                let length = utf16_len(text);
+                if mark && length > 0 {
+                    result.push((new, new + length));
+                }
+                new += length;
+            }
+        }
+    }
+    for (start, end) in ranges {
+        let first = kept.partition_point(|(_, kept_end, _)| kept_end <= start);
+        for (kept_start, kept_end, kept_new) in &kept[first..] {
+            if kept_start >= end {
+                break;
+            }
+            let (from, to) = ((*start).max(*kept_start), (*end).min(*kept_end));
+            if from < to {
+                result.push((kept_new + from - kept_start, kept_new + to - kept_start));
+            }
+        }
+    }
+    result.sort_unstable();
+    result
 }
 
 /// A stretch of the room's text `[start, end)` (UTF-16) that an operation replaces by `insert`.
@@ -488,12 +836,18 @@ fn edit_between(
         };
         let (first_i, first_j) = (i, j);
         let mut end = start;
-        // A zone: spans of either side that overlap or touch, chained.
+        // A zone: spans of either side that overlap, touch or share a line, chained (a diff
+        // may align a line's changes differently on either side).
+        let joins = |span: &Span<'_>, end: usize| {
+            span.start <= end
+                || (span.start - end <= SAME_LINE_GAP
+                    && !slice_utf16(rope, end, span.start).contains('\n'))
+        };
         loop {
-            if let Some(span) = candidate_spans.get(i).filter(|span| span.start <= end) {
+            if let Some(span) = candidate_spans.get(i).filter(|span| joins(span, end)) {
                 end = end.max(span.end);
                 i += 1;
-            } else if let Some(span) = frame_spans.get(j).filter(|span| span.start <= end) {
+            } else if let Some(span) = frame_spans.get(j).filter(|span| joins(span, end)) {
                 end = end.max(span.end);
                 j += 1;
             } else {

@@ -18,7 +18,7 @@ use duet_app::{
     ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
     SubmitError, lock_plain,
 };
-use duet_domain::{ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection};
+use duet_domain::{Answered, ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -226,9 +226,9 @@ enum Command {
 
 /// An edit as a member sent it.
 pub enum MemberEdit {
-    /// A plain client's whole buffer, and the newest revision whose buffer's ping it had
-    /// answered before sending it (`None`: none since it joined).
-    Plain { code: String, answered: Option<u64> },
+    /// A plain client's whole buffer, and the pings (each before a buffer) it had answered
+    /// before sending it.
+    Plain { code: String, answered: Answered },
     /// A `duet.v1` operation or whole buffer.
     V1 {
         seq: u64,

@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use duet_app::{Autocomplete, Change};
-use duet_domain::{ClientId, Language, RoomId};
+use duet_domain::{Answered, ClientId, Language, RoomId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -286,7 +286,7 @@ impl Connection {
         let mut rate = RateLimit::new(self.rate);
         // The newest buffer whose ping a plain client answered: pongs and frames arrive in the
         // order the client sent them, so this is what it had reached when it sent each frame.
-        let mut answered: Option<u64> = None;
+        let mut answered = Answered::default();
         while let Some(frame) = stream.next().await {
             self.seen();
             let text = match frame {
@@ -300,8 +300,7 @@ impl Connection {
                 Ok(Message::Close(_)) => return Ending::Gone,
                 Ok(Message::Pong(payload)) => {
                     if let Ok(revision) = <[u8; 8]>::try_from(payload.as_ref()) {
-                        let revision = u64::from_be_bytes(revision);
-                        answered = Some(answered.map_or(revision, |seen| seen.max(revision)));
+                        answered.answer(u64::from_be_bytes(revision));
                     }
                     continue;
                 }
