@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use duet_domain::{
-    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection, Step,
-    TextOperation,
+    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection,
+    Step, TextOperation,
 };
 
 /// A change a client asks for: an operation, a whole buffer to diff against a revision it
@@ -32,7 +32,9 @@ pub struct PlainFrame {
 
 impl PartialEq for PlainFrame {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.answered == other.answered && Arc::ptr_eq(&self.member, &other.member)
+        self.text == other.text
+            && self.answered == other.answered
+            && Arc::ptr_eq(&self.member, &other.member)
     }
 }
 
@@ -271,10 +273,12 @@ impl LiveRoom {
         let mut operation = match &submission.change {
             Change::Operation(operation) => operation.clone(),
             Change::Code(code) => duet_domain::diff(&self.text_at(submission.base)?, code),
-            Change::Buffer(_) => return Err(SubmitError::BadRevision {
-                base: submission.base,
-                current: self.document.revision(),
-            }),
+            Change::Buffer(_) => {
+                return Err(SubmitError::BadRevision {
+                    base: submission.base,
+                    current: self.document.revision(),
+                });
+            }
         };
         for entry in self.entries_since(submission.base) {
             // The incoming operation goes first: its inserts win ties, as in ot.js servers.

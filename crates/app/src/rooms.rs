@@ -57,7 +57,7 @@ enum Undo {
     /// A client's last sequence number before the batch.
     Seq(ClientId, Option<u64>),
     /// A plain connection's state before the batch.
-    Plain(Arc<Mutex<PlainMember>>, PlainMember),
+    Plain(Arc<Mutex<PlainMember>>, Box<PlainMember>),
 }
 
 /// Whether loading a room may repair its log (only its single writer may).
@@ -352,7 +352,7 @@ impl Rooms {
                             .insert(submission.client.clone(), submission.seq);
                         seqs_before.push(Undo::Seq(submission.client, previous));
                         if let Some((member, before)) = plain_before {
-                            seqs_before.push(Undo::Plain(member, before));
+                            seqs_before.push(Undo::Plain(member, Box::new(before)));
                         }
                         committed.push(CommittedOperation::clone(&operation));
                         Outcome::Committed(operation)
@@ -528,7 +528,7 @@ impl Rooms {
                 Undo::Seq(client, None) => {
                     live.last_seq.remove(&client);
                 }
-                Undo::Plain(member, before) => *lock_plain(&member) = before,
+                Undo::Plain(member, before) => *lock_plain(&member) = *before,
             }
         }
     }

@@ -119,18 +119,21 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
 
     let mut group = criterion.benchmark_group(name);
     group.bench_function("merge", |bencher| {
-        bencher.iter(|| member.merge(
+        bencher.iter(|| {
+            member.merge(
                 black_box(&document),
                 &steps,
                 black_box(&stale_frame),
                 stale_revision,
-            ));
+            )
+        });
     });
     group.bench_function("bare_diff", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&stale_frame)));
     });
     group.bench_function("latest", |bencher| {
-        bencher.iter(|| member.merge(
+        bencher.iter(|| {
+            member.merge(
                 black_box(&document),
                 &steps,
                 black_box(&latest_frame),
@@ -138,7 +141,8 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
                     newest: Some(now),
                     previous: None,
                 },
-            ));
+            )
+        });
     });
     group.bench_function("bare_diff_latest", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&latest_frame)));

@@ -122,6 +122,9 @@ pub struct PlainEdit {
     reached: u64,
     /// Whether the frame was read as written just before that buffer was shown.
     raced: bool,
+    /// Whether the client had answered a ping since its previous frame (so it may have
+    /// written this one just before showing that buffer, unseen when both read the same).
+    after_answer: bool,
     /// Turns the frame into the room's text after `operation`.
     to_room: TextOperation,
     /// Turns the room's text after `operation` into the frame.
@@ -153,6 +156,9 @@ pub struct PlainMember {
     /// Whether that frame was read as written just before that buffer was shown, which then
     /// replaced it in the editor.
     shown_after: bool,
+    /// Whether it may have been, unseen: it came after an answer, and read the same from the
+    /// buffer before.
+    maybe_shown_after: bool,
 }
 
 /// A buffer the client may have edited, described from the room's current text.
@@ -182,6 +188,7 @@ impl PlainMember {
             own: None,
             reached: revision,
             shown_after: false,
+            maybe_shown_after: false,
         }
     }
 
@@ -231,7 +238,8 @@ impl PlainMember {
         answered: Answered,
     ) -> Result<PlainEdit, OperationError> {
         crate::room::check_code(frame)?;
-        let since = |answer: Option<u64>| answer.map_or(self.reached, |answer| answer.max(self.reached));
+        let since =
+            |answer: Option<u64>| answer.map_or(self.reached, |answer| answer.max(self.reached));
         let reached = since(answered.newest);
         let rope = room.rope();
         let now = room.revision();
@@ -267,24 +275,39 @@ impl PlainMember {
         // that frame in the editor, so the next frame may be written on it too). The buffers
         // that may then have been in the editor, most likely first:
         let before_reached = since(answered.previous);
+        // (Each with whether it only may have been shown: then the frame must delete others'
+        // text to be read against it, as a client that wrote its frames on its echoes,
+        // deleting its own text, sends the same bytes.)
         let mut alternatives = Vec::new();
+        let shown_after = if self.shown_after {
+            Some(false)
+        } else {
+            self.maybe_shown_after.then_some(true)
+        };
         if reached > self.reached {
             if before_reached > self.reached {
-                alternatives.push(Base::Sent(before_reached));
+                alternatives.push((Base::Sent(before_reached), false));
             } else {
                 if let Some(own) = &self.own {
-                    alternatives.push(Base::OwnFrame(own.revision));
+                    alternatives.push((Base::OwnFrame(own.revision), false));
                 }
-                if self.own.is_none() || self.shown_after {
-                    alternatives.push(Base::Sent(self.reached));
+                if self.own.is_none() {
+                    alternatives.push((Base::Sent(self.reached), false));
+                } else if let Some(weak) = shown_after {
+                    alternatives.push((Base::Sent(self.reached), weak));
                 }
             }
-        } else if self.shown_after {
-            alternatives.push(Base::Sent(self.reached));
+        } else if let Some(weak) = shown_after {
+            alternatives.push((Base::Sent(self.reached), weak));
         }
-        let alternatives: Vec<usize> = alternatives
+        let alternatives: Vec<(usize, bool)> = alternatives
             .iter()
-            .filter_map(|base| candidates.iter().position(|candidate| candidate.base == *base))
+            .filter_map(|(base, weak)| {
+                candidates
+                    .iter()
+                    .position(|candidate| candidate.base == *base)
+                    .map(|index| (index, *weak))
+            })
             .collect();
         let mut chosen = None;
         if let Some(index) = named {
@@ -292,7 +315,7 @@ impl PlainMember {
             if refuted {
                 // The frame shows what came after that buffer: the first alternative it does
                 // not refute.
-                chosen = alternatives.iter().find_map(|other| {
+                chosen = alternatives.iter().find_map(|(other, _)| {
                     let (before, refuted) = change_from(&candidates[*other]);
                     (!refuted).then_some((*other, before))
                 });
@@ -304,7 +327,7 @@ impl PlainMember {
                 // it deletes reappears in what it inserts (a moved line). Of several, the one
                 // it reads as the least typing.
                 let mut best: Option<(usize, TextOperation)> = None;
-                for other in &alternatives {
+                for (other, weak) in &alternatives {
                     let (before, refuted) = change_from(&candidates[*other]);
                     let others = match candidates[index].base {
                         Base::Sent(_) => {
@@ -317,15 +340,17 @@ impl PlainMember {
                     // fewer places, or as many and fewer characters): what the client typed
                     // is in one and not the other, and the reading that inserts more would
                     // insert some of it twice.
-                    let own = |candidate: &Candidate<'_>| matches!(candidate.base, Base::OwnFrame(_));
-                    let fewer = (own(&candidates[*other]) || own(&candidates[index]))
+                    let own =
+                        |candidate: &Candidate<'_>| matches!(candidate.base, Base::OwnFrame(_));
+                    let fewer = !weak
+                        && (own(&candidates[*other]) || own(&candidates[index]))
                         && only_inserts(&change)
                         && inserted(&before) < inserted(&change);
                     if !refuted
                         && before != change
                         && only_inserts(&before)
                         && (fewer
-                            || (deletes_on_other_lines(&change, &before, frame, &others)
+                            || (deletes_on_other_lines(&change, &before, frame, &others, *weak)
                                 && !moves_text(rope, &candidates[index], &change, &before)?))
                         && best
                             .as_ref()
@@ -357,9 +382,6 @@ impl PlainMember {
         };
         let candidate = &candidates[index];
         let later = &steps[usize::try_from(candidate.revision - first).unwrap_or(0)..];
-        if std::env::var("TRACE").is_ok() {
-            eprintln!("   named {:?} alts {:?} chosen {:?} change {change}", named.map(|n| candidates[n].base), alternatives.iter().map(|a| candidates[*a].base).collect::<Vec<_>>(), candidates[index].base);
-        }
         let mut edit = rebase(
             change,
             candidate.base,
@@ -369,25 +391,21 @@ impl PlainMember {
             room.len_utf16(),
             reached,
         )?;
-        edit.raced = named.is_some_and(|named| named != index) && alternatives.contains(&index);
+        edit.raced = named.is_some_and(|named| named != index)
+            && alternatives.iter().any(|(other, _)| *other == index);
+        edit.after_answer = reached > self.reached;
         Ok(edit)
     }
 
     /// Records that `edit` was applied and the room is now at `revision` (the revision passed
     /// to `merge` when the operation was a no-op and nothing was committed).
     pub fn applied(&mut self, edit: PlainEdit, revision: u64) {
-        if let Base::Sent(base) = edit.base
-            && !edit.raced
-        {
-            // The client had received that buffer, so it will never show it or an older one
-            // again: buffers arrive in order and its editor now holds this frame.
-            self.sent.retain(|sent| *sent > base);
-        }
-        // Nor a buffer older than the newest it had reached (which it shows after the frame
-        // when it wrote the frame just before showing it).
+        // The client will never show a buffer older than the newest it had reached (that one
+        // it shows after the frame when it wrote the frame just before showing it).
         self.sent.retain(|sent| *sent >= edit.reached);
         self.reached = edit.reached;
         self.shown_after = edit.raced;
+        self.maybe_shown_after = edit.after_answer && !edit.raced;
         self.own = Some(OwnFrame {
             revision,
             to_room: edit.to_room,
@@ -458,6 +476,7 @@ fn unchanged(room: &Document, frame: &str, base: Option<Base>, reached: u64) -> 
         base: base.unwrap_or(Base::Sent(room.revision())),
         reached,
         raced: false,
+        after_answer: false,
         to_room: identity(length),
         from_room: identity(length),
     }
@@ -505,6 +524,7 @@ fn rebase(
         base,
         reached,
         raced: false,
+        after_answer: false,
         to_room,
         from_room,
     })
@@ -622,8 +642,9 @@ fn only_inserts(operation: &TextOperation) -> bool {
             .any(|component| matches!(component, Component::Delete(_)))
 }
 
-/// Whether `operation`, which turns some text into `result`, deletes something, and deletes
-/// of `others` (stretches of its base text other connections wrote) only on lines of `result`
+/// Whether `operation`, which turns some text into `result`, deletes something (some of
+/// `others`, if `others_needed`), and deletes of `others` (stretches of its base text other
+/// connections wrote) only on lines of `result`
 /// where neither it nor `alternative` (another reading that also gives `result`) inserts
 /// anything: a line break lies between each such deletion and every insert.
 fn deletes_on_other_lines(
@@ -631,6 +652,7 @@ fn deletes_on_other_lines(
     alternative: &TextOperation,
     result: &str,
     others: &[(usize, usize)],
+    others_needed: bool,
 ) -> bool {
     // Where each deletion of others' text and each insert lands in `result`, in UTF-16 units.
     let mut deleted_at = Vec::new();
@@ -670,7 +692,7 @@ fn deletes_on_other_lines(
             }
         }
     }
-    if !deletes {
+    if !deletes || (others_needed && deleted_at.is_empty()) {
         return false;
     }
     let mut breaks = Vec::new();
@@ -860,8 +882,16 @@ fn edit_between(
             refuted |= candidate != original;
         }
     }
-    let first = candidate_spans.iter().chain(&frame_spans).map(|span| span.start).min();
-    let last = candidate_spans.iter().chain(&frame_spans).map(|span| span.end).max();
+    let first = candidate_spans
+        .iter()
+        .chain(&frame_spans)
+        .map(|span| span.start)
+        .min();
+    let last = candidate_spans
+        .iter()
+        .chain(&frame_spans)
+        .map(|span| span.end)
+        .max();
     let length = rope.len_utf16_cu();
     let (Some(start), Some(end)) = (first, last) else {
         return (identity(length), refuted);
@@ -869,7 +899,10 @@ fn edit_between(
     let original = slice_utf16(rope, start, end);
     let candidate = replace_spans(&original, start, &candidate_spans);
     let frame = replace_spans(&original, start, &frame_spans);
-    let operation = append(TextOperation::new().retain(start), &diff_text(&candidate, &frame));
+    let operation = append(
+        TextOperation::new().retain(start),
+        &diff_text(&candidate, &frame),
+    );
     (operation.retain(length - end), refuted)
 }
 

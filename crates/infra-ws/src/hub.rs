@@ -18,7 +18,9 @@ use duet_app::{
     ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
     SubmitError, lock_plain,
 };
-use duet_domain::{Answered, ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection};
+use duet_domain::{
+    Answered, ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 

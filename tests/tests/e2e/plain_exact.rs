@@ -39,7 +39,11 @@ async fn a_client_can_clear_its_buffer(backend: Backend) {
     for (writer, text) in [(0, "a\n"), (1, "a\nb\n"), (0, "a\nb\nc\n")] {
         let clients = [&mut alice, &mut bob];
         let [first, second] = clients;
-        let (writer, other) = if writer == 0 { (first, second) } else { (second, first) };
+        let (writer, other) = if writer == 0 {
+            (first, second)
+        } else {
+            (second, first)
+        };
         writer.send_text(text).await;
         assert_eq!(writer.next_text().await, text);
         assert_eq!(other.next_text().await, text);
@@ -107,7 +111,11 @@ async fn clients_taking_turns_see_last_write_wins(backend: Backend) {
         for client in &mut clients {
             assert_eq!(client.next_text().await, text, "turn {turn}");
         }
-        assert_eq!(server.room(&room).await["code"], text.as_str(), "turn {turn}");
+        assert_eq!(
+            server.room(&room).await["code"],
+            text.as_str(),
+            "turn {turn}"
+        );
     }
     server.stop().await;
 }
@@ -125,7 +133,9 @@ async fn ten_naive_typists_lose_and_double_nothing(backend: Backend) {
     let server = TestServer::on(&database).await;
     let typists = 10;
     let keystrokes = 60;
-    let start: String = (0..typists).map(|typist| format!("line {typist}:\n")).collect();
+    let start: String = (0..typists)
+        .map(|typist| format!("line {typist}:\n"))
+        .collect();
     let room = server.create_room(json!({ "code": start })).await;
     let mut clients = Vec::new();
     for _ in 0..typists {
