@@ -28,10 +28,38 @@
 //! exactly (last write wins); a frame identical to an older candidate is read the same way, as
 //! an edit (a revert), never as "no change".
 //!
-//! What the evidence cannot see: a client that answered a ping but had not yet put the buffer
-//! behind it in its editor when it wrote a frame (a moment in a browser, between its network
-//! stack answering and the page handling the message) has that frame read against the newer
-//! buffer, as if it deleted what the older one lacked.
+//! Answering a ping is not quite showing the buffer behind it: a client whose network side
+//! answers while its editor still shows the previous text (a browser between its network
+//! stack and the page's message handler; a client whose reader and writer run apart) may
+//! write a frame on that previous text, and then shows the buffer, which replaces the frame
+//! in its editor. So the previous text (the buffer answered before, or the own previous
+//! frame) is an *alternative*, and so is, for the frame after, the buffer shown after a frame
+//! written like that. An alternative is the base when, read from it, the frame only inserts,
+//! and either
+//!
+//! - read from the named buffer it deletes: text of the client's own, or others' text only on
+//!   lines where neither reading inserts, and nothing it deletes (four characters or more)
+//!   reappears in what it inserts (a moved or swapped line); or
+//! - one of the two is the own previous frame and, read from the named buffer, the frame
+//!   inserts more (at more places, or more characters): the extra is the client's own typing,
+//!   which would be inserted twice.
+//!
+//! A buffer that may only have been shown after a frame that read the same either way needs
+//! the first case with some of others' text deleted. Of several alternatives, the one that
+//! reads as the least typing wins.
+//!
+//! What remains ambiguous, byte for byte:
+//!
+//! - A frame written in that moment which, read from the named buffer, edits or replaces
+//!   someone's text in place, is read as that edit (a turn that edits another client's line
+//!   sends the same bytes): what the other client added there is lost.
+//! - A keystroke written in that moment on text that lacked the client's own newer keystrokes,
+//!   followed by typing on the buffer shown after it, is read as deleting those keystrokes
+//!   (what a client that deletes its own text sends).
+//! - A client that does not answer pings (or answers them out of order) has its frames read
+//!   against its own previous frame or the last buffer it answered; a frame showing more than
+//!   that is read against the newest buffer, which may read some of its own typing as
+//!   deleting others' text.
 //!
 //! Candidates are never copied out as texts: each is described by the operation that turns the
 //! room's current text into it (composed from the inverses the room keeps), and compared with
