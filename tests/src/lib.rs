@@ -253,16 +253,28 @@ impl Client {
             .expect("the frame is sent");
     }
 
-    /// The next frame, failing the test after [`PATIENCE`].
+    /// The next frame other than a ping or pong, failing the test after [`PATIENCE`]. Pings are
+    /// answered as they are read, before the frames behind them, as browsers do (the server
+    /// sends each plain buffer behind one).
     ///
     /// # Panics
     /// When nothing arrives in time or the connection fails.
     pub async fn next_frame(&mut self) -> Message {
-        tokio::time::timeout(PATIENCE, self.socket.next())
-            .await
-            .expect("a frame arrives in time")
-            .expect("the connection is open")
-            .expect("the frame is valid")
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let frame = self
+                    .socket
+                    .next()
+                    .await
+                    .expect("the connection is open")
+                    .expect("the frame is valid");
+                if !matches!(frame, Message::Ping(_) | Message::Pong(_)) {
+                    return frame;
+                }
+            }
+        })
+        .await
+        .expect("a frame arrives in time")
     }
 
     /// The next text frame.

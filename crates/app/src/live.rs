@@ -2,17 +2,48 @@
 //! the last sequence number seen from each client. One writer owns it at a time.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use duet_domain::{
-    ClientId, CommittedOperation, Document, OperationError, Room, Selection, TextOperation,
+    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection,
+    Step, TextOperation,
 };
 
-/// A change a client asks for: an operation, or a whole buffer to diff.
+/// A change a client asks for: an operation, a whole buffer to diff against a revision it
+/// names, or a plain client's whole buffer, whose base the room infers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     Operation(TextOperation),
     Code(String),
+    Buffer(PlainFrame),
+}
+
+/// A plain client's frame, with what the room knows of that connection (the buffers sent to
+/// it and its previous frame), which [`PlainMember::merge`] reads when the frame is applied
+/// and [`PlainMember::applied`] updates: shared with the connection's place in the room.
+#[derive(Clone, Debug)]
+pub struct PlainFrame {
+    pub text: String,
+    /// The pings the client had answered when it sent the frame: what
+    /// [`PlainMember::merge`] reads as which buffer its editor held.
+    pub answered: Answered,
+    pub member: Arc<Mutex<PlainMember>>,
+}
+
+impl PartialEq for PlainFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+            && self.answered == other.answered
+            && Arc::ptr_eq(&self.member, &other.member)
+    }
+}
+
+impl Eq for PlainFrame {}
+
+/// Locks a plain member's state; a panic elsewhere cannot leave it half-written (its methods
+/// replace whole fields), so a poisoned lock still guards a consistent value.
+pub fn lock_plain(member: &Mutex<PlainMember>) -> MutexGuard<'_, PlainMember> {
+    member.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One edit submitted by a client, made against revision `base`.
@@ -66,6 +97,10 @@ impl Submission {
             Change::Code(code) => {
                 hasher.update(b"c");
                 hasher.update(code.as_bytes());
+            }
+            Change::Buffer(frame) => {
+                hasher.update(b"b");
+                hasher.update(frame.text.as_bytes());
             }
         }
         let hash = hasher.finalize();
@@ -270,12 +305,30 @@ impl LiveRoom {
         let mut operation = match &submission.change {
             Change::Operation(operation) => operation.clone(),
             Change::Code(code) => duet_domain::diff(&self.text_at(submission.base)?, code),
+            Change::Buffer(_) => {
+                return Err(SubmitError::BadRevision {
+                    base: submission.base,
+                    current: self.document.revision(),
+                });
+            }
         };
         for entry in self.entries_since(submission.base) {
             // The incoming operation goes first: its inserts win ties, as in ot.js servers.
             operation = TextOperation::transform(&operation, &entry.committed.operation)?.0;
         }
         Ok(operation)
+    }
+
+    /// The history from `revision` on, as a plain merge reads it, `client`'s own operations
+    /// marked.
+    pub(crate) fn steps_since(&self, revision: u64, client: &ClientId) -> Vec<Step<'_>> {
+        self.entries_since(revision)
+            .map(|entry| Step {
+                operation: &entry.committed.operation,
+                inverse: &entry.inverse,
+                own: entry.committed.client == *client,
+            })
+            .collect()
     }
 
     /// What `client` committed as `seq`, if the history still holds it.

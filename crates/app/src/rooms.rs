@@ -1,13 +1,16 @@
 //! Room use cases: create, read, open for editing, commit edits, close.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use duet_domain::{
-    ClientId, CodeError, CommittedOperation, Document, Language, LanguageError, Room, RoomId,
+    ClientId, CodeError, CommittedOperation, Document, Language, LanguageError, PlainMember, Room,
+    RoomId,
 };
 
-use crate::live::{HistoryEntry, LiveRoom, Outcome, Submission, SubmitError, trim_history};
+use crate::live::{
+    Change, HistoryEntry, LiveRoom, Outcome, Submission, SubmitError, lock_plain, trim_history,
+};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
 use crate::resume::ResumeTokens;
 
@@ -49,6 +52,14 @@ pub enum ApplyEditError {
     /// live room may be behind the store and must be loaded again before it takes more edits.
     #[error("the room store failed and the edits may or may not be stored")]
     InDoubt(#[source] RepositoryError),
+}
+
+/// What a batch changed outside the document and history, undone when it is not stored.
+enum Undo {
+    /// A client's last sequence number before the batch.
+    Seq(ClientId, Option<u64>),
+    /// A plain connection's state before the batch.
+    Plain(Arc<Mutex<PlainMember>>, Box<PlainMember>),
 }
 
 /// Whether loading a room may repair its log (only its single writer may).
@@ -353,11 +364,14 @@ impl Rooms {
                 Ok(None) => match Self::apply(live, &submission, now, self.settings.max_room_units)
                 {
                     Err(error) => Outcome::Rejected(error),
-                    Ok(operation) => {
+                    Ok((operation, plain_before)) => {
                         let previous = live
                             .last_seq
                             .insert(submission.client.clone(), submission.seq);
-                        seqs_before.push((submission.client, previous));
+                        seqs_before.push(Undo::Seq(submission.client, previous));
+                        if let Some((member, before)) = plain_before {
+                            seqs_before.push(Undo::Plain(member, Box::new(before)));
+                        }
                         committed.push(CommittedOperation::clone(&operation));
                         Outcome::Committed(operation)
                     }
@@ -476,13 +490,35 @@ impl Rooms {
         }))
     }
 
+    /// Applies one submission to the live room; for a plain client's frame, also returns its
+    /// connection's state as it was before, to restore if the batch is not stored.
+    #[allow(clippy::type_complexity)]
     fn apply(
         live: &mut LiveRoom,
         submission: &Submission,
         now: chrono::DateTime<chrono::Utc>,
         max_room_units: usize,
-    ) -> Result<Arc<CommittedOperation>, SubmitError> {
-        let operation = live.rebase(submission)?;
+    ) -> Result<
+        (
+            Arc<CommittedOperation>,
+            Option<(Arc<Mutex<PlainMember>>, PlainMember)>,
+        ),
+        SubmitError,
+    > {
+        // A plain frame's base is inferred now, against the room as this batch has left it,
+        // so that two frames of one connection in a batch read each other.
+        let (operation, plain) = match &submission.change {
+            Change::Buffer(frame) => {
+                let member = lock_plain(&frame.member);
+                let oldest = member
+                    .oldest_revision()
+                    .unwrap_or_else(|| live.document.revision());
+                let steps = live.steps_since(oldest, &submission.client);
+                let edit = member.merge(&live.document, &steps, &frame.text, frame.answered)?;
+                (edit.operation.clone(), Some((frame, edit)))
+            }
+            _ => (live.rebase(submission)?, None),
+        };
         // A room over the limit (made before it, or with a lower one) may still shrink.
         if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
         {
@@ -492,6 +528,12 @@ impl Rooms {
         }
         let inverse = live.document.invert(&operation)?;
         live.document.apply(&operation)?;
+        let plain_before = plain.map(|(frame, edit)| {
+            let mut member = lock_plain(&frame.member);
+            let before = member.clone();
+            member.applied(edit, live.document.revision());
+            (Arc::clone(&frame.member), before)
+        });
         let committed = Arc::new(CommittedOperation {
             revision: live.document.revision(),
             client: submission.client.clone(),
@@ -504,22 +546,27 @@ impl Rooms {
             committed: Arc::clone(&committed),
             inverse,
         });
-        Ok(committed)
+        Ok((committed, plain_before))
     }
 
     fn restore(
         live: &mut LiveRoom,
         document: duet_domain::Document,
         history: usize,
-        seqs: Vec<(duet_domain::ClientId, Option<u64>)>,
+        undo: Vec<Undo>,
     ) {
         live.document = document;
         live.history.truncate(history);
-        for (client, previous) in seqs.into_iter().rev() {
-            match previous {
-                Some(seq) => live.last_seq.insert(client, seq),
-                None => live.last_seq.remove(&client),
-            };
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Seq(client, Some(seq)) => {
+                    live.last_seq.insert(client, seq);
+                }
+                Undo::Seq(client, None) => {
+                    live.last_seq.remove(&client);
+                }
+                Undo::Plain(member, before) => *lock_plain(&member) = *before,
+            }
         }
     }
 

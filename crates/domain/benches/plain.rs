@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use duet_domain::{Document, PlainMember, Step, TextOperation, diff};
+use duet_domain::{Answered, Document, PlainMember, Step, TextOperation, diff};
 
 /// A room of about `bytes` of code-like lines, with `edits` later keystrokes on distinct lines
 /// by other members: the document and its history (operation, inverse).
@@ -93,7 +93,11 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
     for revision in now - CANDIDATES + 2..=now {
         member.sent(revision);
     }
-    // The fifth newest buffer, as the client has it, plus one keystroke.
+    // The fifth newest buffer, as the client has it (its ping answered), plus one keystroke.
+    let stale_revision = Answered {
+        newest: Some(now - 5),
+        previous: None,
+    };
     let mut stale = document.clone();
     for (_, inverse) in history.iter().rev().take(5) {
         stale
@@ -105,7 +109,7 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
     let room_text = document.text();
 
     let check = member
-        .merge(&document, &steps, &stale_frame)
+        .merge(&document, &steps, &stale_frame, stale_revision)
         .unwrap_or_else(|error| panic!("{error}"));
     let merged = check
         .operation
@@ -115,13 +119,30 @@ fn bench_size(criterion: &mut Criterion, name: &str, bytes: usize) {
 
     let mut group = criterion.benchmark_group(name);
     group.bench_function("merge", |bencher| {
-        bencher.iter(|| member.merge(black_box(&document), &steps, black_box(&stale_frame)));
+        bencher.iter(|| {
+            member.merge(
+                black_box(&document),
+                &steps,
+                black_box(&stale_frame),
+                stale_revision,
+            )
+        });
     });
     group.bench_function("bare_diff", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&stale_frame)));
     });
     group.bench_function("latest", |bencher| {
-        bencher.iter(|| member.merge(black_box(&document), &steps, black_box(&latest_frame)));
+        bencher.iter(|| {
+            member.merge(
+                black_box(&document),
+                &steps,
+                black_box(&latest_frame),
+                Answered {
+                    newest: Some(now),
+                    previous: None,
+                },
+            )
+        });
     });
     group.bench_function("bare_diff_latest", |bencher| {
         bencher.iter(|| diff(black_box(&room_text), black_box(&latest_frame)));

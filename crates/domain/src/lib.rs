@@ -26,7 +26,7 @@ pub use autocomplete::{
 pub use diff::{DIFF_DEADLINE, diff};
 pub use document::Document;
 pub use operation::{Component, OperationError, TextOperation};
-pub use plain::{Base, PlainEdit, PlainMember, Step};
+pub use plain::{Answered, Base, PlainEdit, PlainMember, Step};
 pub use room::{
     ClientId, ClientIdError, CodeError, CommittedOperation, Language, LanguageError, Room, RoomId,
     RoomIdError,

@@ -9,15 +9,18 @@
 //! goes through its own bounded queue; a member that falls that far behind is dropped, and the
 //! room never waits for it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 use duet_app::{
-    ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, Rooms, Submission, SubmitError,
+    ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
+    SubmitError, lock_plain,
 };
-use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, Selection};
+use duet_domain::{
+    Answered, ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -60,6 +63,10 @@ pub struct JoinRequest {
 pub enum Outgoing {
     /// One frame.
     Frame(Message),
+    /// The room's code for a plain member, just after a ping whose payload is the revision
+    /// (big-endian): the client's pong tells the room which buffers it had reached when it
+    /// wrote its next frame (`duet_domain::PlainMember`).
+    Buffer { revision: u64, code: Utf8Bytes },
     /// The operations one commit made, shared by every duet.v1 member: each reads its own as
     /// acknowledgements and the others' as `op` messages. One queue entry per commit, however
     /// many operations it holds, and one encoding of each.
@@ -117,9 +124,17 @@ impl Outgoing {
     /// The frames this holds for member `member`, in order.
     pub fn frames(self, member: u64) -> impl Iterator<Item = Message> {
         let (single, entries, presence) = match self {
-            Self::Frame(frame) => (Some(frame), None, Vec::new()),
-            Self::Committed(entries) => (None, Some(entries), Vec::new()),
-            Self::Presence(batch) => (None, None, batch.take()),
+            Self::Frame(frame) => (vec![frame], None, Vec::new()),
+            Self::Buffer { revision, code } => (
+                vec![
+                    Message::Ping(revision.to_be_bytes().to_vec().into()),
+                    Message::Text(code),
+                ],
+                None,
+                Vec::new(),
+            ),
+            Self::Committed(entries) => (Vec::new(), Some(entries), Vec::new()),
+            Self::Presence(batch) => (Vec::new(), None, batch.take()),
         };
         let committed = entries.into_iter().flat_map(move |entries| {
             (0..entries.len()).filter_map(move |index| {
@@ -213,8 +228,9 @@ enum Command {
 
 /// An edit as a member sent it.
 pub enum MemberEdit {
-    /// A plain client's whole buffer.
-    Plain(String),
+    /// A plain client's whole buffer, and the pings (each before a buffer) it had answered
+    /// before sending it.
+    Plain { code: String, answered: Answered },
     /// A `duet.v1` operation or whole buffer.
     V1 {
         seq: u64,
@@ -461,10 +477,9 @@ struct Member {
     /// The presence batch last queued to this member, and the revision it was queued at:
     /// others' selections join it until it is sent or an edit is queued after it.
     presence_batch: Option<(Arc<PresenceBatch>, u64)>,
-    /// Plain members: the revisions of the last buffers queued to them, newest last. Their next
-    /// buffer is based on one of these (whichever they had received when they typed), and is
-    /// merged from the one it resembles most.
-    plain_recent: VecDeque<u64>,
+    /// Plain members: the buffers queued to them and their previous frame, from which the
+    /// room infers what each new frame was written on (`duet_domain::PlainMember`).
+    plain: Option<Arc<std::sync::Mutex<PlainMember>>>,
     /// Plain members: their own sequence numbers, given by the server.
     plain_seq: u64,
     consecutive_errors: u32,
@@ -598,10 +613,17 @@ impl Hub {
     ) -> Option<Submission> {
         let member = self.members.get_mut(&member_id)?;
         let (seq, base, change, selection, reported_seq) = match edit {
-            MemberEdit::Plain(code) => {
+            MemberEdit::Plain { code, answered } => {
                 member.plain_seq += 1;
-                let base = closest_base(&self.live, &member.plain_recent, &code);
-                (member.plain_seq, base, Change::Code(code), None, None)
+                let plain = member.plain.as_ref()?;
+                let frame = PlainFrame {
+                    text: code,
+                    answered,
+                    member: Arc::clone(plain),
+                };
+                // The base is inferred when the frame is applied; this one is only recorded.
+                let base = self.live.document().revision();
+                (member.plain_seq, base, Change::Buffer(frame), None, None)
             }
             MemberEdit::V1 {
                 seq,
@@ -760,7 +782,8 @@ impl Hub {
         self.drop_members(overflowed);
     }
 
-    /// Sends plain members the whole code as it now is, once per committed batch.
+    /// Sends plain members the whole code as it now is, once per committed batch, each behind
+    /// a ping naming the revision.
     fn send_plain_code(&mut self) {
         let revision = self.live.document().revision();
         let mut code: Option<Utf8Bytes> = None;
@@ -769,14 +792,13 @@ impl Hub {
             if member.protocol != Protocol::Plain {
                 continue;
             }
-            let text = code
+            let code = code
                 .get_or_insert_with(|| self.live.document().text().into())
                 .clone();
-            if member.plain_recent.len() == PLAIN_CANDIDATES {
-                member.plain_recent.pop_front();
+            if let Some(plain) = &member.plain {
+                lock_plain(plain).sent(revision);
             }
-            member.plain_recent.push_back(revision);
-            if !deliver(&member.outbox, Message::Text(text)) {
+            if !queue(&member.outbox, Outgoing::Buffer { revision, code }) {
                 overflowed.push(*id);
             }
         }
@@ -878,7 +900,8 @@ impl Hub {
                 _kick: kick,
                 selection: None,
                 presence_batch: None,
-                plain_recent: VecDeque::from([revision]),
+                plain: (request.protocol == Protocol::Plain)
+                    .then(|| Arc::new(std::sync::Mutex::new(PlainMember::joined(revision)))),
                 plain_seq: 0,
                 consecutive_errors: 0,
             },
@@ -1041,47 +1064,6 @@ impl Hub {
             }
         }
     }
-}
-
-/// How many recent buffers of a plain member are candidates for the base of its next one.
-const PLAIN_CANDIDATES: usize = 32;
-
-/// Of the buffers recently sent to a plain member, the revision of the one `code` differs
-/// from in the fewest lines: the buffer the client most likely edited. Plain clients do not
-/// say which buffer they saw last, and taking the newest would undo the client's own typing
-/// whenever a newer buffer was still on its way to it. Lines, not characters, are compared:
-/// two people typing similar lines look alike character by character.
-fn closest_base(live: &LiveRoom, recent: &VecDeque<u64>, code: &str) -> u64 {
-    let newest = recent
-        .back()
-        .copied()
-        .unwrap_or_else(|| live.document().revision());
-    if recent.len() < 2 {
-        return newest;
-    }
-    // Both sides end in a newline, so that text added after a last line without one counts as
-    // added lines rather than as a changed line.
-    let code = format!("{code}\n");
-    let changed_lines = |text: &str| {
-        let text = format!("{text}\n");
-        similar::TextDiff::configure()
-            .timeout(duet_domain::DIFF_DEADLINE)
-            .diff_lines(&text, &code)
-            .ops()
-            .iter()
-            .map(|op| match op.as_tag_tuple() {
-                (similar::DiffTag::Equal, _, _) => 0,
-                (_, old, new) => old.len() + new.len(),
-            })
-            .sum::<usize>()
-    };
-    let candidates: Vec<u64> = recent.iter().copied().collect();
-    // Newest first, so that among equals the newest wins.
-    live.texts_at(&candidates)
-        .into_iter()
-        .map(|(revision, text)| (revision, changed_lines(&text)))
-        .min_by_key(|(_, changed)| *changed)
-        .map_or(newest, |(revision, _)| revision)
 }
 
 fn close(code: u16, reason: &str) -> Message {

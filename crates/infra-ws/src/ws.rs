@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use duet_app::{Autocomplete, Change};
-use duet_domain::{ClientId, Language, RoomId};
+use duet_domain::{Answered, ClientId, Language, RoomId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -284,6 +284,9 @@ impl Connection {
     /// Reads the client's frames and passes them to the room, at most at the configured rate.
     async fn read(&self, stream: &mut SplitStream<WebSocket>) -> Ending {
         let mut rate = RateLimit::new(self.rate);
+        // The newest buffer whose ping a plain client answered: pongs and frames arrive in the
+        // order the client sent them, so this is what it had reached when it sent each frame.
+        let mut answered = Answered::default();
         while let Some(frame) = stream.next().await {
             self.seen();
             let text = match frame {
@@ -295,7 +298,13 @@ impl Connection {
                     );
                 }
                 Ok(Message::Close(_)) => return Ending::Gone,
-                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(Message::Pong(payload)) => {
+                    if let Ok(revision) = <[u8; 8]>::try_from(payload.as_ref()) {
+                        answered.answer(u64::from_be_bytes(revision));
+                    }
+                    continue;
+                }
+                Ok(Message::Ping(_)) => continue,
                 Err(error) => return self.read_error(&error),
             };
             if text.len() > self.limit {
@@ -308,7 +317,10 @@ impl Connection {
             let sent = match self.protocol {
                 Protocol::Plain => {
                     self.membership
-                        .edit(MemberEdit::Plain(text.as_str().to_owned()))
+                        .edit(MemberEdit::Plain {
+                            code: text.as_str().to_owned(),
+                            answered,
+                        })
                         .await
                 }
                 Protocol::V1 => self.read_v1(text.as_str()).await,

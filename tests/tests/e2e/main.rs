@@ -7,5 +7,6 @@ mod hostile;
 mod http;
 mod loadgen;
 mod persistence;
+mod plain_exact;
 mod plain_ws;
 mod v1_ws;

@@ -176,11 +176,17 @@ async fn next_frame(
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
 ) -> Message {
-    tokio::time::timeout(PATIENCE, socket.next())
-        .await
-        .expect("a frame in time")
-        .expect("an open connection")
-        .expect("a valid frame")
+    // Pings (plain buffers are each preceded by one) are answered by the library as it reads.
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("an open connection")
+            .expect("a valid frame");
+        if !matches!(frame, Message::Ping(_) | Message::Pong(_)) {
+            return frame;
+        }
+    }
 }
 
 /// Opens a duet.v1 connection with this query string.

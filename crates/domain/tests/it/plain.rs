@@ -1,10 +1,12 @@
 //! Plain clients' whole-buffer frames merged by `PlainMember`, against a simulated server: a
 //! `Document`, the committed history with inverses, and one `PlainMember` per connection.
-//! After every commit the server sends the whole room to every plain connection.
+//! After every commit the server sends the whole room to every plain connection, each buffer
+//! behind a ping that names its revision; a client answers it as it takes the buffer, and its
+//! frames carry the newest revision it answered (the hub learns it from the pongs).
 
 use std::collections::VecDeque;
 
-use duet_domain::{Document, PlainMember, Step, TextOperation};
+use duet_domain::{Answered, Document, PlainMember, Step, TextOperation};
 use proptest::prelude::*;
 
 /// The server side of a room with plain connections only.
@@ -28,9 +30,39 @@ impl Server {
         self.document.text()
     }
 
-    /// Merges a frame; returns the room's text when something was committed (then sent to
-    /// every connection).
-    fn receive(&mut self, connection: usize, frame: &str) -> Option<String> {
+    /// Merges a frame from a client that had answered the ping of buffer `answered`; returns
+    /// the room's revision and text when something was committed (then sent to every
+    /// connection).
+    fn receive(
+        &mut self,
+        connection: usize,
+        frame: &str,
+        answered: Answered,
+    ) -> Option<(u64, String)> {
+        self.commit(connection, frame, answered)
+            .then(|| self.send_to_everyone())
+    }
+
+    /// Merges several frames in one batch, as the hub's group commit does; returns what is
+    /// then sent, once, to every connection.
+    fn receive_batch(&mut self, frames: &[(usize, String, Answered)]) -> Option<(u64, String)> {
+        let mut committed = false;
+        for (connection, frame, answered) in frames {
+            committed |= self.commit(*connection, frame, *answered);
+        }
+        committed.then(|| self.send_to_everyone())
+    }
+
+    fn send_to_everyone(&mut self) -> (u64, String) {
+        let revision = self.document.revision();
+        for member in &mut self.members {
+            member.sent(revision);
+        }
+        (revision, self.text())
+    }
+
+    /// Merges and applies a frame; whether anything was committed.
+    fn commit(&mut self, connection: usize, frame: &str, answered: Answered) -> bool {
         let revision = self.document.revision();
         let member = &self.members[connection];
         let oldest = member.oldest_revision().unwrap_or(revision);
@@ -43,11 +75,12 @@ impl Server {
             })
             .collect();
         let edit = member
-            .merge(&self.document, &steps, frame)
+            .merge(&self.document, &steps, frame, answered)
             .unwrap_or_else(|error| panic!("merge failed: {error}"));
+
         if edit.operation.is_noop() {
             self.members[connection].applied(edit, revision);
-            return None;
+            return false;
         }
         let inverse = edit
             .operation
@@ -59,10 +92,26 @@ impl Server {
         self.history
             .push((edit.operation.clone(), inverse, connection));
         self.members[connection].applied(edit, revision + 1);
-        for member in &mut self.members {
-            member.sent(revision + 1);
-        }
-        Some(self.text())
+        true
+    }
+
+    /// Merges a frame from a client that has received every buffer sent.
+    fn receive_in_turn(&mut self, connection: usize, frame: &str) {
+        let revision = self.document.revision();
+        let answered = Answered {
+            newest: Some(revision),
+            previous: revision.checked_sub(1),
+        };
+        self.receive(connection, frame, answered);
+    }
+}
+
+/// What a client that answered the ping of buffer `revision` (and no other since its previous
+/// frame) reports.
+fn newest(revision: u64) -> Answered {
+    Answered {
+        newest: Some(revision),
+        previous: None,
     }
 }
 
@@ -76,7 +125,7 @@ fn check_turns(start: &str, turns: &[(usize, &str)]) {
         .unwrap_or(1);
     let mut server = Server::new(start, clients);
     for (client, frame) in turns {
-        server.receive(*client, frame);
+        server.receive_in_turn(*client, frame);
         assert_eq!(
             server.text(),
             *frame,
@@ -162,23 +211,39 @@ fn a_keystroke_typed_on_an_out_of_date_buffer_keeps_the_others_and_typing_order(
     let mut server = Server::new("\n\n", 2);
     // A types "a" on line 0; before its echo arrives, B's "x" (line 1) is committed and A
     // receives B's echo first, which lacks A's "a"; A types "b" on it.
-    server.receive(1, "\nx\n");
-    server.receive(0, "a\n\n");
+    server.receive(1, "\nx\n", newest(0));
+    server.receive(0, "a\n\n", newest(0));
     assert_eq!(server.text(), "a\nx\n");
-    server.receive(0, "b\nx\n");
+    server.receive(0, "b\nx\n", newest(1));
     assert_eq!(server.text(), "ab\nx\n");
 }
 
 #[test]
-fn a_turn_one_keystroke_from_the_own_previous_buffer_reads_as_typed_on_it() {
+fn a_frame_one_keystroke_from_the_own_previous_buffer_is_read_by_the_pings_answered() {
     // B's frame is one keystroke ("😀" for the first newline) from B's own previous buffer,
-    // and further from A's newer one: exactly what B would send had it typed on its own buffer
-    // before A's arrived. The server cannot tell the two apart and keeps A's turn.
+    // and a rewrite of A's newer one. Whether B had answered the ping of A's buffer tells
+    // which: a turn when it had, a keystroke typed before A's buffer arrived when it had not.
     let mut server = Server::new("", 2);
-    server.receive(1, "a\nb\n");
-    server.receive(0, "b\na\n");
-    server.receive(1, "a😀b\n");
+    server.receive(1, "a\nb\n", newest(0));
+    server.receive(0, "b\na\n", newest(1));
+    server.receive(1, "a😀b\n", newest(2));
+    assert_eq!(server.text(), "a😀b\n");
+
+    let mut server = Server::new("", 2);
+    server.receive(1, "a\nb\n", newest(0));
+    server.receive(0, "b\na\n", newest(1));
+    server.receive(1, "a😀b\n", newest(1));
     assert_eq!(server.text(), "b\na😀\n");
+}
+
+#[test]
+fn lines_added_on_the_same_buffer_are_all_kept() {
+    // The same bytes as a turn that edits A's line ("x = 1" to "x = 2"): only the pings
+    // answered tell that B wrote its line before A's arrived.
+    let mut server = Server::new("# s\n", 2);
+    server.receive(0, "# s\nx = 1\n", newest(0));
+    server.receive(1, "# s\nx = 2\n", newest(0));
+    assert_eq!(server.text(), "# s\nx = 2\nx = 1\n");
 }
 
 /// One whole-buffer rewrite of a list of lines.
@@ -261,7 +326,7 @@ proptest! {
             rewritten(&mut lines, &earlier, rewrite);
             earlier.push(lines.clone());
             let frame = join(&lines);
-            server.receive(0, &frame);
+            server.receive_in_turn(0, &frame);
             prop_assert_eq!(server.text(), frame);
         }
     }
@@ -280,16 +345,14 @@ fn split(text: &str) -> Vec<String> {
 struct Typist {
     line: usize,
     buffer: String,
+    /// The pings of the buffers it received.
+    answered: Answered,
     /// Buffers on their way to it, oldest first.
-    inbox: VecDeque<String>,
-    /// Frames on their way to the server, oldest first.
-    outbox: VecDeque<String>,
+    inbox: VecDeque<(u64, String)>,
+    /// Frames on their way to the server, oldest first, with the revision answered.
+    outbox: VecDeque<(String, Answered)>,
     /// Every character it typed, in order (each one distinct).
     typed: Vec<char>,
-    /// Its frames, as sent.
-    frames: Vec<String>,
-    /// Keystrokes the evidence cannot save: see `received`.
-    at_risk: Vec<char>,
 }
 
 impl Typist {
@@ -297,11 +360,10 @@ impl Typist {
         Self {
             line,
             buffer: text.to_owned(),
+            answered: newest(0),
             inbox: VecDeque::new(),
             outbox: VecDeque::new(),
             typed: Vec::new(),
-            frames: Vec::new(),
-            at_risk: Vec::new(),
         }
     }
 
@@ -313,25 +375,15 @@ impl Typist {
         lines[self.line].push(character);
         self.buffer = join(&lines);
         self.typed.push(character);
-        self.frames.push(self.buffer.clone());
-        self.outbox.push_back(self.buffer.clone());
+        self.outbox.push_back((self.buffer.clone(), self.answered));
     }
 
-    /// Takes the next buffer. When it is the echo of one of this typist's own frames, with
-    /// nothing else in it, and lacks keystrokes the typist sent after that frame, then typing
-    /// on it looks to the server exactly like replacing those keystrokes in the newest buffer
-    /// (both are the same bytes in the same order): the frame wins, and they may be lost.
+    /// Takes the next buffer, answering its ping.
     fn receive(&mut self) {
-        let Some(buffer) = self.inbox.pop_front() else {
-            return;
-        };
-        if let Some(index) = self.frames.iter().rposition(|frame| *frame == buffer) {
-            let hidden = self.typed[index + 1..]
-                .iter()
-                .filter(|character| !buffer.contains(**character));
-            self.at_risk.extend(hidden);
+        if let Some((revision, buffer)) = self.inbox.pop_front() {
+            self.answered.answer(revision);
+            self.buffer = buffer;
         }
-        self.buffer = buffer;
     }
 }
 
@@ -361,8 +413,8 @@ fn run_typists(typists: usize, events: &[Event]) -> (Server, Vec<Typist>) {
     let mut server = Server::new(&start, typists);
     let mut clients: Vec<Typist> = (0..typists).map(|line| Typist::new(line, &start)).collect();
     let merge = |server: &mut Server, clients: &mut [Typist], who: usize| {
-        if let Some(frame) = clients[who].outbox.pop_front()
-            && let Some(buffer) = server.receive(who, &frame)
+        if let Some((frame, answered)) = clients[who].outbox.pop_front()
+            && let Some(buffer) = server.receive(who, &frame, answered)
         {
             for client in clients.iter_mut() {
                 client.inbox.push_back(buffer.clone());
@@ -398,8 +450,7 @@ proptest! {
 
     /// Guarantee 3 (and 4): naive typists on their own lines, frames merged in any order and
     /// buffers delivered late. Every keystroke is in the room exactly once, in its author's
-    /// order, and every typist ends with the room's text; the only exception is the ambiguous
-    /// case described in `Typist::receive`, whose keystrokes may be lost but never doubled.
+    /// order, and every typist ends with the room's text.
     #[test]
     fn naive_typists_lose_and_double_nothing(
         typists in 2..4_usize,
@@ -421,21 +472,236 @@ proptest! {
             prop_assert_eq!(&client.buffer, &room);
             for character in &client.typed {
                 let count = room.matches(*character).count();
-                if client.at_risk.contains(character) {
-                    prop_assert!(count <= 1, "{character:?} doubled in {room:?}");
-                } else {
-                    prop_assert_eq!(count, 1, "typist {}: {:?} in {:?}", who, character, room);
-                }
+                prop_assert_eq!(count, 1, "typist {}: {:?} in {:?}", who, character, room);
             }
-            // The author's own order, on the author's own line.
-            let kept: Vec<char> = client
-                .typed
-                .iter()
-                .copied()
-                .filter(|character| room.contains(*character))
-                .collect();
             let on_line: Vec<char> = lines[client.line].chars().collect();
-            prop_assert_eq!(on_line, kept);
+            prop_assert_eq!(on_line, client.typed.clone());
         }
     }
+}
+
+/// A small deterministic generator, as the end-to-end tests use.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(self.0 >> 33).unwrap_or(0) % bound.max(1)
+    }
+}
+
+/// The end-to-end turns of `plain_exact.rs`: three clients take turns with line edits,
+/// deletions, inserts, swaps, duplicates and clears.
+#[test]
+fn three_clients_taking_turns_with_line_rewrites() {
+    let mut failed = Vec::new();
+    for seed in 0..200 {
+        let mut random = Lcg(seed);
+        let mut text = "one\ntwo\nthree\n".to_owned();
+        let mut turns = Vec::new();
+        for turn in 0..30 {
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            match random.below(5) {
+                0 if !lines.is_empty() => {
+                    let at = random.below(lines.len());
+                    lines[at] = format!("edited {turn} 😀");
+                }
+                1 if !lines.is_empty() => {
+                    lines.remove(random.below(lines.len()));
+                }
+                2 => lines.insert(random.below(lines.len() + 1), format!("new {turn}")),
+                3 if lines.len() > 1 => {
+                    let last = lines.len() - 1;
+                    lines.swap(0, last);
+                }
+                4 if !lines.is_empty() => {
+                    let copy = lines[random.below(lines.len())].clone();
+                    lines.push(copy);
+                }
+                _ => lines.clear(),
+            }
+            text = join(&lines);
+            turns.push((turn % 3, text.clone()));
+        }
+        let mut server = Server::new("one\ntwo\nthree\n", 3);
+        for (index, (client, frame)) in turns.iter().enumerate() {
+            server.receive_in_turn(*client, frame);
+            if &server.text() != frame {
+                failed.push((seed, index));
+                break;
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+}
+
+/// A client of the batched simulation: what it shows, and what is on the wire both ways.
+struct Wired {
+    buffer: String,
+    answered: Answered,
+    inbox: VecDeque<(u64, String)>,
+    outbox: VecDeque<(String, Answered)>,
+    sent: usize,
+    /// Whole-line typists wait until their last line comes back before typing the next.
+    waiting_for: Option<String>,
+}
+
+impl Wired {
+    /// Types its next keystroke (or line), as `plain_exact.rs` (or `plain_ws.rs`) does.
+    fn type_next(&mut self, who: usize, whole_lines: bool) -> Result<(), String> {
+        let typed = token(who, self.sent, whole_lines);
+        if whole_lines {
+            self.buffer.push_str(&typed);
+            self.waiting_for = Some(typed);
+        } else {
+            let line = format!("line {who}:");
+            let at = self.buffer.find(&line).ok_or("lost its line")?;
+            let end = self.buffer[at..]
+                .find('\n')
+                .map_or(self.buffer.len(), |end| at + end);
+            self.buffer.insert_str(end, &typed);
+        }
+        self.sent += 1;
+        self.outbox.push_back((self.buffer.clone(), self.answered));
+        Ok(())
+    }
+
+    fn show(&mut self, buffer: String) {
+        self.buffer = buffer;
+        if self
+            .waiting_for
+            .as_ref()
+            .is_some_and(|typed| self.buffer.contains(typed.as_str()))
+        {
+            self.waiting_for = None;
+        }
+    }
+}
+
+fn token(typist: usize, count: usize, whole_lines: bool) -> String {
+    if whole_lines {
+        format!("typist {typist} line {count} 😀\n")
+    } else {
+        format!("[{typist}.{count}]")
+    }
+}
+
+/// Clients typing against a server that commits in batches (several frames, one echo), as the
+/// hub does. With `whole_lines` each appends whole lines, waiting for each to come back, as
+/// `plain_ws.rs` does; otherwise each types `[t.k]` at the end of its own line, as
+/// `plain_exact.rs` does. Each answers a buffer's ping as it shows the buffer.
+fn run_batched(
+    seed: u64,
+    typists: usize,
+    per_typist: usize,
+    whole_lines: bool,
+) -> Result<(), String> {
+    let start = if whole_lines {
+        "# shared\n".to_owned()
+    } else {
+        (0..typists)
+            .map(|typist| format!("line {typist}:\n"))
+            .collect()
+    };
+    let mut server = Server::new(&start, typists);
+    let mut clients: Vec<Wired> = (0..typists)
+        .map(|_| Wired {
+            buffer: start.clone(),
+            answered: newest(0),
+            inbox: VecDeque::new(),
+            outbox: VecDeque::new(),
+            sent: 0,
+            waiting_for: None,
+        })
+        .collect();
+    let mut random = Lcg(seed);
+    for _ in 0..100_000 {
+        let done = clients.iter().all(|client| {
+            client.sent == per_typist && client.outbox.is_empty() && client.inbox.is_empty()
+        });
+        if done {
+            break;
+        }
+        let who = random.below(typists);
+        let client = &mut clients[who];
+        let can_type = client.sent < per_typist && client.waiting_for.is_none();
+        match random.below(6) {
+            0 | 1 if can_type => client.type_next(who, whole_lines)?,
+            2 | 3 => {
+                // A batch: a few frames, each connection's in its order.
+                let mut frames = Vec::new();
+                for _ in 0..1 + random.below(4) {
+                    let who = random.below(typists);
+                    if let Some((frame, answered)) = clients[who].outbox.pop_front() {
+                        frames.push((who, frame, answered));
+                    }
+                }
+                if let Some(echo) = server.receive_batch(&frames) {
+                    for client in &mut clients {
+                        client.inbox.push_back(echo.clone());
+                    }
+                }
+            }
+            _ => {
+                if let Some((revision, buffer)) = client.inbox.pop_front() {
+                    client.answered.answer(revision);
+                    client.show(buffer);
+                }
+            }
+        }
+    }
+    let room = server.text();
+    for (who, client) in clients.iter().enumerate() {
+        if client.buffer != room {
+            return Err(format!(
+                "client {who} ends with {:?}, room {room:?}",
+                client.buffer
+            ));
+        }
+        for count in 0..per_typist {
+            let typed = token(who, count, whole_lines);
+            let found = room.matches(typed.as_str()).count();
+            if found != 1 {
+                return Err(format!("{typed:?} {found} times in {room:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn batched_whole_line_typists_keep_every_line() {
+    let failures: Vec<String> = (0..300)
+        .filter_map(|seed| {
+            run_batched(seed, 3, 10, true)
+                .err()
+                .map(|e| format!("seed {seed}: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+#[test]
+fn batched_naive_typists_lose_and_double_nothing() {
+    let failures: Vec<String> = (0..300)
+        .filter_map(|seed| {
+            run_batched(seed, 4, 15, false)
+                .err()
+                .map(|e| format!("seed {seed}: {e}"))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {}",
+        failures.len(),
+        failures[0]
+    );
 }
