@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use duet_domain::TextOperation;
+use duet_infra_postgres::DatabaseUrl;
 use duet_infra_postgres::testing::{DiskFiller, TestDatabase, Unwritable};
 use duet_tests::v1::V1Client;
 use duet_tests::{Backend, PATIENCE, PrivatePostgres, TestServer, on_both_databases, test_config};
@@ -113,22 +114,33 @@ fn check_exactly_acknowledged(stored: &Value, typists: &[&V1Client; 2]) {
     }
 }
 
-/// The fault a test injects; dropping it heals it.
-enum Fault {
+/// The fault a test injects; dropping it heals it (a stopped server is started again).
+enum Fault<'a> {
     /// The SQLite file, its log and their directory made immutable.
     Unwritable(#[allow(dead_code)] Unwritable),
     /// The SQLite file's disk filled up.
     FullDisk(#[allow(dead_code)] DiskFiller),
     /// Every PostgreSQL connection of the database terminated (healed by reconnecting).
     Terminated,
+    /// The whole PostgreSQL server stopped.
+    Stopped(&'a PrivatePostgres),
 }
 
-/// Which fault to inject.
+impl Drop for Fault<'_> {
+    fn drop(&mut self) {
+        if let Self::Stopped(cluster) = self {
+            cluster.start_again().expect("PostgreSQL starts again");
+        }
+    }
+}
+
+/// Which fault to inject, on which database.
 #[derive(Clone, Copy)]
-enum Inject {
-    Unwritable,
-    FullDisk,
-    Terminated,
+enum Inject<'a> {
+    Unwritable(&'a TestDatabase),
+    FullDisk(&'a TestDatabase),
+    Terminated(&'a TestDatabase),
+    Stopped(&'a PrivatePostgres),
 }
 
 async fn typing_through_a_storage_fault(backend: Backend) {
@@ -136,10 +148,10 @@ async fn typing_through_a_storage_fault(backend: Backend) {
         return;
     };
     let inject = match backend {
-        Backend::Sqlite => Inject::Unwritable,
-        Backend::Postgres => Inject::Terminated,
+        Backend::Sqlite => Inject::Unwritable(&database),
+        Backend::Postgres => Inject::Terminated(&database),
     };
-    typing_through(&database, inject).await;
+    typing_through(database.url(), inject).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,11 +159,11 @@ async fn typing_through_a_full_disk() {
     let Some(database) = TestDatabase::sqlite_on_small_disk(16 << 20) else {
         return;
     };
-    typing_through(&database, Inject::FullDisk).await;
+    typing_through(database.url(), Inject::FullDisk(&database)).await;
 }
 
-async fn typing_through(database: &TestDatabase, inject: Inject) {
-    let server = TestServer::on(database).await;
+async fn typing_through(url: &DatabaseUrl, inject: Inject<'_>) {
+    let server = TestServer::start(test_config(url)).await;
     let room = server.create_room(json!({"language": "plaintext"})).await;
     let ws_url = format!("ws://{}", server.address);
     let alice = V1Client::connect(&ws_url, &room, None).await;
@@ -163,14 +175,18 @@ async fn typing_through(database: &TestDatabase, inject: Inject) {
     settle(&typists).await;
 
     let fault = match inject {
-        Inject::Unwritable => match database.make_unwritable() {
+        Inject::Unwritable(database) => match database.make_unwritable() {
             Some(unwritable) => Fault::Unwritable(unwritable),
             None => return,
         },
-        Inject::FullDisk => Fault::FullDisk(database.fill_disk()),
-        Inject::Terminated => {
+        Inject::FullDisk(database) => Fault::FullDisk(database.fill_disk()),
+        Inject::Terminated(database) => {
             assert!(database.terminate_connections().await > 0);
             Fault::Terminated
+        }
+        Inject::Stopped(cluster) => {
+            cluster.stop().expect("PostgreSQL stops");
+            Fault::Stopped(cluster)
         }
     };
     type_until(
@@ -180,14 +196,16 @@ async fn typing_through(database: &TestDatabase, inject: Inject) {
     )
     .await;
     if !matches!(fault, Fault::Terminated) {
-        // While the file stays unwritable, the server says it is not ready, and keeps
-        // refusing: the refused edits are not in the room.
+        // While the fault lasts, the server says it is not ready.
         type_until(
             &typists,
             || async { readyz(&server).await == 503 },
             "readyz 503",
         )
         .await;
+    }
+    if matches!(fault, Fault::Unwritable(_) | Fault::FullDisk(_)) {
+        // The file can still be read: the refused edits are not in it.
         let during = room_when_readable(&server, &room).await;
         let stored_revision = during["revision"].as_u64().expect("a revision");
         let acknowledged = typists
@@ -195,8 +213,8 @@ async fn typing_through(database: &TestDatabase, inject: Inject) {
             .flat_map(|typist| typist.snapshot().acked.into_values())
             .max();
         assert_eq!(acknowledged, Some(stored_revision), "during the fault");
-        drop(fault);
     }
+    drop(fault);
 
     // Healed: readiness comes back by itself, and the refused edits go through when resent.
     type_until(
@@ -214,7 +232,7 @@ async fn typing_through(database: &TestDatabase, inject: Inject) {
 
     drop((alice.disconnect(), bob.disconnect()));
     server.stop().await;
-    let restarted = TestServer::on(database).await;
+    let restarted = TestServer::start(test_config(url)).await;
     let after_restart = restarted.room(&room).await;
     assert_eq!(
         after_restart["code"], running["code"],
@@ -235,53 +253,5 @@ async fn typing_through_a_postgres_restart() {
     let Some(cluster) = PrivatePostgres::start() else {
         return;
     };
-    let url = cluster.url();
-    let server = TestServer::start(test_config(&url)).await;
-    let room = server.create_room(json!({"language": "plaintext"})).await;
-    let ws_url = format!("ws://{}", server.address);
-    let alice = V1Client::connect(&ws_url, &room, None).await;
-    let bob = V1Client::connect(&ws_url, &room, None).await;
-    let typists = [&alice, &bob];
-    for _ in 0..5 {
-        keystroke(&typists);
-    }
-    settle(&typists).await;
-
-    cluster.stop().expect("PostgreSQL stops");
-    type_until(
-        &typists,
-        || async { refusals(&alice) + refusals(&bob) > 0 },
-        "an edit refused as unavailable",
-    )
-    .await;
-    type_until(
-        &typists,
-        || async { readyz(&server).await == 503 },
-        "readyz 503",
-    )
-    .await;
-    cluster.start_again().expect("PostgreSQL starts again");
-    type_until(
-        &typists,
-        || async { readyz(&server).await == 200 },
-        "readyz 200",
-    )
-    .await;
-    for _ in 0..5 {
-        keystroke(&typists);
-    }
-    settle(&typists).await;
-    let running = room_when_readable(&server, &room).await;
-    check_exactly_acknowledged(&running, &typists);
-
-    drop((alice.disconnect(), bob.disconnect()));
-    server.stop().await;
-    let restarted = TestServer::start(test_config(&url)).await;
-    let after_restart = restarted.room(&room).await;
-    assert_eq!(
-        after_restart["code"], running["code"],
-        "lost in the restart"
-    );
-    assert_eq!(after_restart["revision"], running["revision"]);
-    restarted.stop().await;
+    typing_through(&cluster.url(), Inject::Stopped(&cluster)).await;
 }
