@@ -3,10 +3,12 @@
 //! This crate knows no async runtime, database or web framework, so any Rust program can reuse it:
 //! a room and its code ([`Room`]), typed ids ([`RoomId`]) and languages ([`Language`]), edits to a
 //! room's code ([`TextOperation`], applied to a [`Document`]), positions counted the way editors count them ([`Utf16Position`]), the
+//! client's rules for sending edits and receiving others' ([`Client`], ot.js's), the
 //! merge of plain clients' whole-buffer frames ([`PlainMember`]), and
 //! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
 
 mod autocomplete;
+pub mod client;
 mod diff;
 mod document;
 mod language;
@@ -23,6 +25,7 @@ pub use autocomplete::{
     AutocompleteError, Autocompleter, CannedAutocompleter, Completion, CompletionRequest,
     LocalAutocompleter, trim_what_follows,
 };
+pub use client::{Client, ClientError, Outgoing};
 pub use diff::{DIFF_DEADLINE, diff};
 pub use document::Document;
 pub use operation::{Component, OperationError, TextOperation};
