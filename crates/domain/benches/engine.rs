@@ -338,7 +338,7 @@ fn concurrent_traces(criterion: &mut Criterion) {
         group.bench_function("server", |bench| {
             bench.iter(|| central::serve(black_box(&submissions)).expect("serves"));
         });
-        // Everything: the authors simulated as ot.js clients too.
+        // Everything: the authors simulated as clients too.
         group.bench_function("clients-and-server", |bench| {
             bench.iter(|| central::replay(authors, black_box(&transactions)).expect("replays"));
         });

@@ -60,6 +60,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
 use crate::operation::{OperationError, TextOperation};
 
 /// An operation to send: a `duet.v1` `op` message's `seq`, base `revision` and `ops`.
@@ -267,21 +271,13 @@ impl Client {
             }
             .into());
         }
-        // Everything is computed before anything changes, so that a refusal changes nothing.
         let local = match &mut self.state {
-            State::Synchronized => operation.clone(),
+            State::Synchronized => transform_past([], operation)?,
             State::AwaitingConfirm(in_flight) => {
-                let (mine, theirs) = TextOperation::transform(&in_flight.transformed, operation)?;
-                in_flight.transformed = mine;
-                theirs
+                transform_past([&mut in_flight.transformed], operation)?
             }
             State::AwaitingWithBuffer(in_flight, buffer) => {
-                let (mine, past_mine) =
-                    TextOperation::transform(&in_flight.transformed, operation)?;
-                let (buffered, theirs) = TextOperation::transform(buffer, &past_mine)?;
-                in_flight.transformed = mine;
-                *buffer = buffered;
-                theirs
+                transform_past([&mut in_flight.transformed, buffer], operation)?
             }
         };
         self.revision = revision;
@@ -375,6 +371,29 @@ impl Client {
         });
         Ok(sent)
     }
+}
+
+/// ot.js's rule for an operation that arrives from the server: it crosses the client's own
+/// operations that the server has not ordered yet (the one in flight, then the buffer), in the
+/// order they were made, moving each past itself; what comes out applies to the local text.
+/// At each crossing the pending operation is the first argument of the transform, as the
+/// server, which receives it later, places it. Nothing changes on error.
+pub(crate) fn transform_past<'a>(
+    pending: impl IntoIterator<Item = &'a mut TextOperation>,
+    remote: &TextOperation,
+) -> Result<TextOperation, OperationError> {
+    let mut pending: SmallVec<[&mut TextOperation; 2]> = pending.into_iter().collect();
+    let mut moved: SmallVec<[TextOperation; 2]> = SmallVec::with_capacity(pending.len());
+    let mut remote = Cow::Borrowed(remote);
+    for mine in &pending {
+        let (mine, theirs) = TextOperation::transform(mine, &remote)?;
+        moved.push(mine);
+        remote = Cow::Owned(theirs);
+    }
+    for (slot, mine) in pending.iter_mut().zip(moved) {
+        **slot = mine;
+    }
+    Ok(remote.into_owned())
 }
 
 #[cfg(test)]
