@@ -9,11 +9,12 @@
 //! goes through its own bounded queue; a member that falls that far behind is dropped, and the
 //! room never waits for it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use duet_app::{
     ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
     SubmitError, lock_plain,
@@ -21,15 +22,13 @@ use duet_app::{
 use duet_domain::{
     Answered, ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection,
 };
+use duet_protocol::close::{
+    INTERNAL_ERROR, INVALID_PAYLOAD, POLICY_VIOLATION, REPLACED, ROOM_DELETED, TRY_AGAIN_LATER,
+};
+use duet_protocol::{ErrorCode, Participant, ServerMessage, WireOperation};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::protocol::{Participant, ServerMessage, WireOperation};
-
-/// Close code for a room that no longer exists.
-pub const ROOM_DELETED: u16 = 4404;
-/// Close code for a connection replaced by a newer one with the same client id.
-pub const REPLACED: u16 = 4409;
 /// How many refused messages in a row close a connection (with 1008).
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
 /// How many queued commands a hub handles in one round (and commits in one transaction).
@@ -539,7 +538,7 @@ impl Hub {
                     selection,
                 } => self.presence(member, revision, selection),
                 Command::Refused { member, reason } => {
-                    self.send_error(member, "bad_message", reason, None, false);
+                    self.send_error(member, ErrorCode::BadMessage, reason, None, false);
                 }
                 Command::Language {
                     member,
@@ -583,16 +582,16 @@ impl Hub {
         match &result {
             Ok(()) => {
                 let message = ServerMessage::Language {
-                    language: language.as_str(),
+                    language: language.as_str().into(),
                 };
-                self.broadcast_v1(None, Message::Text(message.encode()));
+                self.broadcast_v1(None, Message::Text(message.encode().into()));
             }
             Err(error) => {
                 tracing::error!(room = %self.room, error = %crate::error::error_chain(error), "language not changed");
                 if let Some(member) = member {
                     self.send_error(
                         member,
-                        "unavailable",
+                        ErrorCode::Unavailable,
                         "the language could not be saved".into(),
                         None,
                         true,
@@ -670,7 +669,7 @@ impl Hub {
                 tracing::error!(room = %self.room, error = %crate::error::error_chain(&error), "edits may or may not be stored: every member must reconnect and resume");
                 for member in self.members.values() {
                     let _ = member.outbox.try_send(Outgoing::Frame(close(
-                        close_code::AGAIN,
+                        TRY_AGAIN_LATER,
                         "the room is reloading; reconnect and resume",
                     )));
                 }
@@ -682,7 +681,7 @@ impl Hub {
                 for owner in owners {
                     self.send_error(
                         owner.member,
-                        "unavailable",
+                        ErrorCode::Unavailable,
                         "the edit could not be saved; send it again".into(),
                         owner.seq,
                         true,
@@ -716,19 +715,21 @@ impl Hub {
                 Outcome::Duplicate { revision } => {
                     self.broadcast_committed(&mut entries);
                     if let Some(seq) = owner.seq {
-                        let ack = ServerMessage::Ack { seq, revision }.encode();
+                        let ack = ServerMessage::Ack { seq, revision }.encode().into();
                         self.send(owner.member, Message::Text(ack));
                     }
                 }
                 Outcome::Rejected(error) => {
                     self.broadcast_committed(&mut entries);
                     let code = match &error {
-                        SubmitError::InvalidOperation(_) => "invalid_op",
-                        SubmitError::BadRevision { .. } => "bad_revision",
-                        SubmitError::ResyncRequired { .. } => "resync_required",
-                        SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => "bad_seq",
-                        SubmitError::SeqReused { .. } => "seq_reused",
-                        SubmitError::RoomTooLarge { .. } => "room_too_large",
+                        SubmitError::InvalidOperation(_) => ErrorCode::InvalidOp,
+                        SubmitError::BadRevision { .. } => ErrorCode::BadRevision,
+                        SubmitError::ResyncRequired { .. } => ErrorCode::ResyncRequired,
+                        SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => {
+                            ErrorCode::BadSeq
+                        }
+                        SubmitError::SeqReused { .. } => ErrorCode::SeqReused,
+                        SubmitError::RoomTooLarge { .. } => ErrorCode::RoomTooLarge,
                     };
                     self.send_error(owner.member, code, error.to_string(), owner.seq, false);
                 }
@@ -755,13 +756,16 @@ impl Hub {
         }
         CommitEntry {
             owner,
-            op: ServerMessage::Op(WireOperation::from(committed)).encode(),
+            op: ServerMessage::Op(WireOperation::from(committed))
+                .encode()
+                .into(),
             ack: seq.map(|seq| {
                 ServerMessage::Ack {
                     seq,
                     revision: committed.revision,
                 }
                 .encode()
+                .into()
             }),
         }
     }
@@ -858,24 +862,24 @@ impl Hub {
                     .members
                     .values()
                     .map(|member| Participant {
-                        client_id: member.client.as_str(),
-                        name: &member.name,
+                        client_id: member.client.as_str().into(),
+                        name: Cow::Borrowed(&member.name),
                         selection: member.selection,
                     })
                     .collect();
                 let language = self.live.language().to_string();
                 let welcome = ServerMessage::Welcome {
-                    client_id: client.as_str(),
-                    resume_token: &identity.token,
+                    client_id: client.as_str().into(),
+                    resume_token: Cow::Borrowed(&identity.token),
                     revision,
-                    language: &language,
-                    code: resumed.is_none().then(|| document.text()),
+                    language: Cow::Borrowed(&language),
+                    code: resumed.is_none().then(|| document.text().into()),
                     ops: resumed
                         .as_ref()
                         .map(|ops| ops.iter().map(|op| WireOperation::from(&**op)).collect()),
                     participants,
                 };
-                Some(Message::Text(welcome.encode()))
+                Some(Message::Text(welcome.encode().into()))
             }
         };
         if let Some(first) = first {
@@ -884,11 +888,11 @@ impl Hub {
         }
         if request.protocol == Protocol::V1 {
             let joined = ServerMessage::Joined(Participant {
-                client_id: client.as_str(),
-                name: &request.name,
+                client_id: client.as_str().into(),
+                name: Cow::Borrowed(&request.name),
                 selection: None,
             });
-            self.broadcast_v1(Some(member_id), Message::Text(joined.encode()));
+            self.broadcast_v1(Some(member_id), Message::Text(joined.encode().into()));
         }
         self.members.insert(
             member_id,
@@ -923,9 +927,9 @@ impl Hub {
                 .any(|other| other.client == member.client)
         {
             let left = ServerMessage::Left {
-                client_id: member.client.as_str(),
+                client_id: member.client.as_str().into(),
             };
-            self.broadcast_v1(None, Message::Text(left.encode()));
+            self.broadcast_v1(None, Message::Text(left.encode().into()));
         }
     }
 
@@ -934,8 +938,8 @@ impl Hub {
             Ok(moved) => moved,
             Err(error) => {
                 let code = match error {
-                    SubmitError::ResyncRequired { .. } => "resync_required",
-                    _ => "bad_revision",
+                    SubmitError::ResyncRequired { .. } => ErrorCode::ResyncRequired,
+                    _ => ErrorCode::BadRevision,
                 };
                 self.send_error(member_id, code, error.to_string(), None, false);
                 return;
@@ -947,11 +951,12 @@ impl Hub {
         member.selection = Some(moved);
         member.consecutive_errors = 0;
         let message = ServerMessage::Presence(Participant {
-            client_id: member.client.as_str(),
-            name: &member.name,
+            client_id: member.client.as_str().into(),
+            name: Cow::Borrowed(&member.name),
             selection: Some(moved),
         })
-        .encode();
+        .encode()
+        .into();
         self.broadcast_presence(member_id, message);
     }
 
@@ -1021,7 +1026,7 @@ impl Hub {
     fn send_error(
         &mut self,
         member_id: u64,
-        code: &str,
+        code: ErrorCode,
         message: String,
         seq: Option<u64>,
         server_side: bool,
@@ -1031,18 +1036,19 @@ impl Hub {
         };
         let frame = match member.protocol {
             Protocol::Plain if server_side => close(
-                close_code::ERROR,
+                INTERNAL_ERROR,
                 "the edit could not be saved; reconnect and resend",
             ),
-            Protocol::Plain => close(close_code::INVALID, &message),
+            Protocol::Plain => close(INVALID_PAYLOAD, &message),
             Protocol::V1 => Message::Text(
                 ServerMessage::Error {
                     code,
-                    message,
+                    message: message.into(),
                     seq,
                     id: None,
                 }
-                .encode(),
+                .encode()
+                .into(),
             ),
         };
         self.send(member_id, frame);
@@ -1057,7 +1063,7 @@ impl Hub {
         };
         member.consecutive_errors += 1;
         if member.consecutive_errors >= MAX_CONSECUTIVE_ERRORS {
-            let frame = close(close_code::POLICY, "too many bad messages");
+            let frame = close(POLICY_VIOLATION, "too many bad messages");
             let _ = member.outbox.try_send(Outgoing::Frame(frame));
             if let Some(member) = self.members.remove(&member_id) {
                 self.announce_departure(&member);

@@ -1,5 +1,6 @@
-//! Duet's HTTP and WebSocket adapter on axum: the routes, the wire types, the WebSocket
-//! protocol and the per-room hubs. Only this crate knows axum and JSON framing.
+//! Duet's HTTP and WebSocket adapter on axum: the routes, the HTTP wire types, the WebSocket
+//! endpoint and the per-room hubs. Only this crate knows axum; the `duet.v1` messages it
+//! speaks are defined in `duet_protocol`.
 //!
 //! [`serve`] runs the whole API on a listener until a shutdown future completes; [`router`]
 //! builds the same routes for tests that call them in process.
@@ -8,10 +9,12 @@ mod error;
 mod hub;
 mod json;
 mod limits;
-mod protocol;
 mod routes;
 mod server;
 mod ws;
+
+#[cfg(test)]
+mod fuzz;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,9 +33,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use duet_protocol::SUBPROTOCOL;
 pub use error::ApiError;
-pub use hub::{Hubs, REPLACED, ROOM_DELETED};
-pub use protocol::SUBPROTOCOL;
+pub use hub::Hubs;
 pub use ws::{MessageRate, send_queued};
 
 /// Which browser origins may call the API.
