@@ -1,12 +1,12 @@
-//! A `duet.v1` client for tests, keeping the ot.js client's rules: one operation in flight,
-//! later local edits composed into a buffer, incoming operations transformed over both.
+//! A `duet.v1` client for tests: ot.js's client rules ([`duet_domain::Client`]) over a real
+//! WebSocket, speaking through the protocol's types ([`duet_protocol`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use duet_domain::TextOperation;
+use duet_domain::{Client, ClientError, Outgoing, TextOperation, utf16_len};
+use duet_protocol::{ClientMessage, ErrorCode, Participant, ServerMessage, batch};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,23 +20,36 @@ pub struct State {
     pub client_id: String,
     /// The welcome's proof of identity, passed back to resume.
     pub resume_token: String,
-    /// The last server revision this client has seen.
-    pub revision: u64,
-    /// The local text: the server's at `revision`, plus the outstanding and buffered edits.
+    /// The ot.js client: the last server revision seen, the operation in flight, the buffer.
+    pub client: Client,
+    /// The local text: the server's at the client's revision, plus the edits in flight and
+    /// buffered.
     pub text: String,
-    /// The operation sent and not yet acknowledged: its seq, base revision and operation as
-    /// sent, and the operation transformed up to `revision`.
-    pub outstanding: Option<(u64, u64, TextOperation, TextOperation)>,
-    pub buffer: Option<TextOperation>,
-    pub next_seq: u64,
     /// Every acknowledgement: seq → revision.
     pub acked: BTreeMap<u64, u64>,
-    pub errors: Vec<Value>,
+    /// Everything the client did not expect, refusals included.
+    pub errors: Vec<Problem>,
     /// How many edits the server refused as `unavailable`, resent or not.
     pub refused: usize,
-    pub participants: Vec<Value>,
+    pub participants: Vec<Participant<'static>>,
     pub closed: bool,
     pub welcomed: bool,
+}
+
+/// Something a test client did not expect.
+#[derive(Debug, Clone)]
+pub enum Problem {
+    /// An `error` message: the server refused something.
+    Refused {
+        code: ErrorCode,
+        message: String,
+        seq: Option<u64>,
+    },
+    /// A frame that is not `duet.v1`, or an array the client did not ask for (or of one).
+    UnexpectedFrame(String),
+    /// A message the client's rules refuse: an acknowledgement of another `seq`, a revision
+    /// out of order, an operation that does not fit.
+    Client(ClientError),
 }
 
 /// A connected client.
@@ -53,109 +66,107 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn op_message(seq: u64, revision: u64, operation: &TextOperation) -> Message {
-    Message::text(
-        json!({"type": "op", "revision": revision, "seq": seq, "ops": operation}).to_string(),
-    )
+/// Sends `outgoing` as an `op` message, if there is one.
+fn send(outgoing: &mpsc::UnboundedSender<Message>, operation: Option<Outgoing>) {
+    if let Some(Outgoing {
+        seq,
+        revision,
+        operation,
+    }) = operation
+    {
+        let message = ClientMessage::Op {
+            revision,
+            seq,
+            ops: operation,
+            selection: None,
+        };
+        let _ = outgoing.send(Message::text(message.encode()));
+    }
 }
 
 impl State {
-    fn send_next(&mut self, outgoing: &mpsc::UnboundedSender<Message>) {
-        if self.outstanding.is_some() {
-            return;
-        }
-        if let Some(operation) = self.buffer.take() {
-            self.next_seq += 1;
-            let seq = self.next_seq;
-            let _ = outgoing.send(op_message(seq, self.revision, &operation));
-            self.outstanding = Some((seq, self.revision, operation.clone(), operation));
-        }
-    }
-
-    fn acknowledge(&mut self, seq: u64, revision: u64) {
-        if self
-            .outstanding
-            .as_ref()
-            .is_some_and(|(sent, ..)| *sent == seq)
-        {
-            self.outstanding = None;
-            self.revision = revision;
-        }
-        self.acked.insert(seq, revision);
-    }
-
+    /// Applies someone else's operation, as the client's rules move it, to the local text.
     fn apply_remote(&mut self, revision: u64, operation: &TextOperation) {
-        let mut incoming = operation.clone();
-        if let Some((seq, base, sent, mine)) = self.outstanding.take() {
-            let (mine, theirs) = TextOperation::transform(&mine, &incoming).expect("same base");
-            self.outstanding = Some((seq, base, sent, mine));
-            incoming = theirs;
+        match self.client.apply_remote(revision, operation) {
+            Ok(local) => self.apply_local_text(&local),
+            Err(error) => self.errors.push(Problem::Client(error)),
         }
-        if let Some(buffer) = self.buffer.take() {
-            let (buffer, theirs) = TextOperation::transform(&buffer, &incoming).expect("same base");
-            self.buffer = Some(buffer);
-            incoming = theirs;
-        }
-        self.text = incoming
-            .apply(&self.text)
-            .expect("a remote operation applies");
-        self.revision = revision;
     }
 
-    fn receive(&mut self, message: &Value, outgoing: &mpsc::UnboundedSender<Message>) {
-        let number = |key: &str| message[key].as_u64().expect("a number");
-        match message["type"].as_str() {
-            Some("welcome") => {
+    /// Applies an operation the client's rules returned to the local text.
+    fn apply_local_text(&mut self, local: &TextOperation) {
+        match local.apply(&self.text) {
+            Ok(text) => self.text = text,
+            Err(error) => self.errors.push(Problem::Client(error.into())),
+        }
+    }
+
+    fn receive(
+        &mut self,
+        message: ServerMessage<'static>,
+        outgoing: &mpsc::UnboundedSender<Message>,
+    ) {
+        match message {
+            ServerMessage::Welcome {
+                client_id,
+                resume_token,
+                revision,
+                code,
+                ops,
+                participants,
+                ..
+            } => {
                 self.welcomed = true;
-                self.client_id = message["clientId"].as_str().expect("an id").to_owned();
-                self.resume_token = message["resumeToken"]
-                    .as_str()
-                    .expect("a resume token")
-                    .to_owned();
-                self.participants = message["participants"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                if let Some(code) = message["code"].as_str() {
+                self.client_id = client_id.into_owned();
+                self.resume_token = resume_token.into_owned();
+                self.participants = participants;
+                if let Some(code) = code {
                     assert!(
-                        self.outstanding.is_none() && self.buffer.is_none(),
+                        !self.client.resynchronize(revision, utf16_len(&code)),
                         "a resync lost edits"
                     );
-                    self.text = code.to_owned();
-                    self.revision = number("revision");
+                    self.text = code.into_owned();
                 } else {
-                    for missed in message["ops"].as_array().expect("ops") {
-                        let revision = missed["revision"].as_u64().expect("a revision");
-                        if missed["clientId"] == self.client_id.as_str() {
-                            if let Some((seq, ..)) = self.outstanding {
-                                self.acknowledge(seq, revision);
+                    // Own operations acknowledge the one in flight, the others apply.
+                    for missed in ops.unwrap_or_default() {
+                        let own = missed.client_id == self.client_id;
+                        let in_flight = self.client.in_flight().map(|sent| sent.seq);
+                        match self.client.catch_up(missed.revision, own, &missed.ops) {
+                            Ok(Some(local)) => self.apply_local_text(&local),
+                            Ok(None) => {
+                                if let Some(seq) = in_flight {
+                                    self.acked.insert(seq, missed.revision);
+                                }
                             }
-                        } else {
-                            let operation =
-                                serde_json::from_value(missed["ops"].clone()).expect("ops");
-                            self.apply_remote(revision, &operation);
+                            Err(error) => self.errors.push(Problem::Client(error)),
                         }
                     }
                     // Resend what may not have arrived, with its sequence number and base.
-                    if let Some((seq, base, sent, _)) = &self.outstanding {
-                        let _ = outgoing.send(op_message(*seq, *base, sent));
-                    }
+                    send(outgoing, self.client.resend());
                 }
             }
-            Some("ack") => self.acknowledge(number("seq"), number("revision")),
-            Some("op") => {
-                let operation = serde_json::from_value(message["ops"].clone()).expect("ops");
-                self.apply_remote(number("revision"), &operation);
-            }
-            Some("error") => {
-                if message["code"] == "unavailable" {
+            ServerMessage::Ack { seq, revision } => match self.client.acknowledge(seq, revision) {
+                Ok(next) => {
+                    self.acked.insert(seq, revision);
+                    send(outgoing, next);
+                }
+                Err(error) => self.errors.push(Problem::Client(error)),
+            },
+            ServerMessage::Op(committed) => self.apply_remote(committed.revision, &committed.ops),
+            ServerMessage::Error {
+                code, message, seq, ..
+            } => {
+                if code == ErrorCode::Unavailable {
                     self.refused += 1;
                 }
-                self.errors.push(message.clone());
+                self.errors.push(Problem::Refused {
+                    code,
+                    message: message.into_owned(),
+                    seq,
+                });
             }
             _ => {}
         }
-        self.send_next(outgoing);
     }
 }
 
@@ -180,18 +191,23 @@ impl V1Client {
         if let Some(state) = &resume {
             url.push_str(&format!(
                 "&clientId={}&resumeToken={}&since={}",
-                state.client_id, state.resume_token, state.revision
+                state.client_id,
+                state.resume_token,
+                state.client.revision()
             ));
         }
         let mut request = url.into_client_request().expect("a request");
         request.headers_mut().insert(
             "sec-websocket-protocol",
-            "duet.v1".parse().expect("a header"),
+            duet_protocol::SUBPROTOCOL.parse().expect("a header"),
         );
         let (socket, response) = tokio_tungstenite::connect_async(request)
             .await
             .expect("the WebSocket opens");
-        assert_eq!(response.headers()["sec-websocket-protocol"], "duet.v1");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            duet_protocol::SUBPROTOCOL
+        );
         let (mut sink, mut stream) = socket.split();
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
         let mut state = resume.unwrap_or_default();
@@ -213,22 +229,23 @@ impl V1Client {
             tokio::spawn(async move {
                 while let Some(Ok(frame)) = stream.next().await {
                     if let Message::Text(text) = frame {
-                        let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                        let messages = match message {
-                            Value::Array(messages) => {
+                        let text = text.as_str();
+                        let mut state = lock(&state);
+                        match batch::read_frame(text) {
+                            Ok(messages) => {
                                 // Arrays only for a client that asked, and never of one.
-                                if !batch || messages.len() < 2 {
-                                    lock(&state)
-                                        .errors
-                                        .push(json!({"unexpected frame": text.as_str()}));
+                                if text.trim_start().starts_with('[')
+                                    && (!batch || messages.len() < 2)
+                                {
+                                    state.errors.push(Problem::UnexpectedFrame(text.to_owned()));
                                 }
-                                messages
+                                for message in messages {
+                                    state.receive(message, &outgoing);
+                                }
                             }
-                            single => vec![single],
-                        };
-                        for message in &messages {
-                            lock(&state).receive(message, &outgoing);
+                            Err(_) => state.errors.push(Problem::UnexpectedFrame(text.to_owned())),
                         }
+                        drop(state);
                         changed.notify_waiters();
                     }
                 }
@@ -256,28 +273,29 @@ impl V1Client {
         let mut state = lock(&self.state);
         let operation = make(&state.text);
         state.text = operation.apply(&state.text).expect("a local edit applies");
-        state.buffer = Some(match state.buffer.take() {
-            Some(buffer) => buffer.compose(&operation).expect("composes"),
-            None => operation,
-        });
-        state.send_next(&self.outgoing);
+        let next = state
+            .client
+            .apply_local(operation)
+            .expect("a local edit fits the client");
+        send(&self.outgoing, next);
     }
 
     /// Sends the operation in flight again, with its sequence number and base, if the server
     /// refused it as `unavailable`; returns whether it did.
     pub fn resend_refused(&self) -> bool {
         let mut state = lock(&self.state);
-        let Some((seq, base, sent, _)) = state.outstanding.clone() else {
+        let Some(in_flight) = state.client.resend() else {
             return false;
         };
         let before = state.errors.len();
-        state
-            .errors
-            .retain(|error| !(error["code"] == "unavailable" && error["seq"] == seq));
+        state.errors.retain(|error| {
+            !matches!(error, Problem::Refused { code: ErrorCode::Unavailable, seq: Some(seq), .. }
+                if *seq == in_flight.seq)
+        });
         if state.errors.len() == before {
             return false;
         }
-        let _ = self.outgoing.send(op_message(seq, base, &sent));
+        send(&self.outgoing, Some(in_flight));
         true
     }
 
@@ -306,7 +324,7 @@ impl V1Client {
 
     /// Waits until nothing is in flight or buffered.
     pub async fn settle(&self) {
-        self.wait_until(|state| state.outstanding.is_none() && state.buffer.is_none())
+        self.wait_until(|state| state.client.is_synchronized())
             .await;
     }
 

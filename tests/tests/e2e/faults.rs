@@ -82,8 +82,7 @@ async fn settle(typists: &[&V1Client; 2]) {
             let mut idle = true;
             for typist in typists {
                 typist.resend_refused();
-                let state = typist.snapshot();
-                idle &= state.outstanding.is_none() && state.buffer.is_none();
+                idle &= typist.snapshot().client.is_synchronized();
             }
             if idle {
                 return;

@@ -271,7 +271,7 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
                     connection.edit(|text| random_edit(&mut random, text, client));
                     if step % 8 == 7 {
                         let selection = json!({"type": "presence",
-                            "revision": connection.snapshot().revision,
+                            "revision": connection.snapshot().client.revision(),
                             "selection": {"anchor": 0, "head": 0}});
                         connection.send_raw(&selection.to_string());
                     }
@@ -298,7 +298,9 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
     let code = stored["code"].as_str().expect("code");
     let mut acknowledged = Vec::new();
     for client in &clients {
-        client.wait_until(|state| state.revision == revision).await;
+        client
+            .wait_until(|state| state.client.revision() == revision)
+            .await;
         let state = client.snapshot();
         assert_eq!(state.text, code, "client {} diverged", state.client_id);
         assert!(state.errors.is_empty(), "{:?}", state.errors);
