@@ -1,14 +1,14 @@
-//! One simulated typist: a WebSocket, the ot.js client rules, and the measurements.
+//! One simulated typist: a WebSocket, the ot.js client rules ([`duet_domain::Client`]) spoken
+//! through the protocol's types ([`duet_protocol`]), and the measurements.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use duet_domain::{Document, TextOperation};
+use duet_domain::{Client, Document, Outgoing};
+use duet_protocol::{ClientMessage, ServerMessage, batch};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -189,11 +189,13 @@ struct State {
     /// The typist's text, in a rope: every edit of the room is applied to it.
     text: Document,
     arrivals: Arrivals,
-    revision: u64,
-    /// seq, operation (transformed as remote ones arrive), when its first edit was made.
-    outstanding: Option<(u64, TextOperation, Instant)>,
-    buffer: Option<(TextOperation, Instant)>,
-    next_seq: u64,
+    /// duet.v1: the ot.js client (the revision, the operation in flight, the buffer).
+    client: Client,
+    /// duet.v1: when the first edit in the operation in flight, and in the buffer, was made.
+    in_flight_made: Option<Instant>,
+    buffer_made: Option<Instant>,
+    /// Plain: how many buffers arrived.
+    buffers: u64,
     welcomed: bool,
     closed: bool,
     /// Plain: own markers not yet seen echoed, with when they were typed.
@@ -236,35 +238,39 @@ fn marker_keys(text: &str) -> impl Iterator<Item = &str> {
 }
 
 impl State {
-    fn send_buffer(&mut self, outgoing: &mpsc::UnboundedSender<Message>, stats: &Stats) {
-        if self.outstanding.is_some() {
-            return;
-        }
-        if let Some((operation, made)) = self.buffer.take() {
-            self.next_seq += 1;
-            let message = json!({"type": "op", "revision": self.revision, "seq": self.next_seq, "ops": operation});
-            let _ = outgoing.send(Message::text(message.to_string()));
-            if self.measuring_from.is_none_or(|from| made >= from) {
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            self.outstanding = Some((self.next_seq, operation, made));
+    /// The room's revision as the typist has it: its client's (duet.v1), or the number of
+    /// buffers that arrived (plain).
+    fn revision(&self, protocol: Protocol) -> u64 {
+        match protocol {
+            Protocol::V1 => self.client.revision(),
+            Protocol::Plain => self.buffers,
         }
     }
 
-    fn apply_remote(&mut self, operation: TextOperation) -> Result<(), ()> {
-        let mut incoming = operation;
-        if let Some((seq, mine, made)) = self.outstanding.take() {
-            let (mine, theirs) = TextOperation::transform(&mine, &incoming).map_err(|_| ())?;
-            self.outstanding = Some((seq, mine, made));
-            incoming = theirs;
+    /// Whether every edit the typist made was acknowledged.
+    fn idle(&self) -> bool {
+        self.closed || (self.client.is_synchronized() && self.pending_markers.is_empty())
+    }
+
+    /// Sends an operation the client let go, its first edit made at `made`.
+    fn send(
+        &mut self,
+        outgoing: Outgoing,
+        made: Instant,
+        channel: &mpsc::UnboundedSender<Message>,
+        stats: &Stats,
+    ) {
+        let message = ClientMessage::Op {
+            revision: outgoing.revision,
+            seq: outgoing.seq,
+            ops: outgoing.operation,
+            selection: None,
+        };
+        let _ = channel.send(Message::text(message.encode()));
+        if self.measuring_from.is_none_or(|from| made >= from) {
+            stats.sent.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some((buffer, made)) = self.buffer.take() {
-            let (buffer, theirs) = TextOperation::transform(&buffer, &incoming).map_err(|_| ())?;
-            self.buffer = Some((buffer, made));
-            incoming = theirs;
-        }
-        self.text.apply(&incoming).map_err(|_| ())?;
-        Ok(())
+        self.in_flight_made = Some(made);
     }
 }
 
@@ -286,7 +292,9 @@ impl Typist {
         if options.protocol == Protocol::V1 {
             request.headers_mut().insert(
                 "sec-websocket-protocol",
-                "duet.v1".parse().map_err(|_| "bad header")?,
+                duet_protocol::SUBPROTOCOL
+                    .parse()
+                    .map_err(|_| "bad header")?,
             );
         }
         // tungstenite zeroes a 128 KiB read buffer by default on every read; frames here are
@@ -438,14 +446,15 @@ impl Typist {
                 if state.text.apply(&operation).is_err() {
                     return;
                 }
-                state.buffer = Some(match state.buffer.take() {
-                    Some((buffer, made)) => match buffer.compose(&operation) {
-                        Ok(composed) => (composed, made),
-                        Err(_) => return,
-                    },
-                    None => (operation, now),
-                });
-                state.send_buffer(&self.outgoing, &self.stats);
+                match state.client.apply_local(operation) {
+                    Ok(Some(outgoing)) => state.send(outgoing, now, &self.outgoing, &self.stats),
+                    Ok(None) => {
+                        state.buffer_made.get_or_insert(now);
+                    }
+                    Err(_) => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
             Protocol::Plain => {
                 let marker = format!("«{}.{}»", self.index, state.edits);
@@ -477,18 +486,15 @@ impl Typist {
         let state = lock(&self.state);
         match self.protocol {
             Protocol::V1 => {
-                u64::from(state.outstanding.is_some()) + u64::from(state.buffer.is_some())
+                u64::from(state.client.in_flight().is_some())
+                    + u64::from(state.client.buffer().is_some())
             }
             Protocol::Plain => state.pending_markers.len() as u64,
         }
     }
 
     fn idle(&self) -> bool {
-        let state = lock(&self.state);
-        state.closed
-            || (state.outstanding.is_none()
-                && state.buffer.is_none()
-                && state.pending_markers.is_empty())
+        lock(&self.state).idle()
     }
 }
 
@@ -506,18 +512,7 @@ pub async fn settle(typists: &[Typist], patience: Duration) -> bool {
     let deadline = Instant::now() + patience;
     for typist in typists {
         let left = deadline.saturating_duration_since(Instant::now());
-        if !typist
-            .wait(
-                |state| {
-                    state.closed
-                        || (state.outstanding.is_none()
-                            && state.buffer.is_none()
-                            && state.pending_markers.is_empty())
-                },
-                left,
-            )
-            .await
-        {
+        if !typist.wait(State::idle, left).await {
             return false;
         }
     }
@@ -528,18 +523,22 @@ pub async fn settle(typists: &[Typist], patience: Duration) -> bool {
     loop {
         let mut agreed = true;
         for typist in typists {
-            let mine = lock(&typist.state).revision;
+            let protocol = typist.protocol;
+            let mine = lock(&typist.state).revision(protocol);
             let newest = typists
                 .iter()
                 .filter(|other| Arc::ptr_eq(&other.room, &typist.room))
-                .map(|other| lock(&other.state).revision)
+                .map(|other| lock(&other.state).revision(protocol))
                 .max()
                 .unwrap_or(mine);
             if mine < newest {
                 agreed = false;
                 let left = deadline.saturating_duration_since(Instant::now());
                 if !typist
-                    .wait(|state| state.revision >= newest || state.closed, left)
+                    .wait(
+                        |state| state.revision(protocol) >= newest || state.closed,
+                        left,
+                    )
                     .await
                 {
                     return false;
@@ -550,30 +549,6 @@ pub async fn settle(typists: &[Typist], patience: Duration) -> bool {
             return true;
         }
     }
-}
-
-/// A duet.v1 message as the typist reads it: only the fields it uses, borrowed where it can.
-#[derive(Deserialize)]
-struct Incoming {
-    #[serde(rename = "type")]
-    kind: Kind,
-    #[serde(default)]
-    revision: u64,
-    #[serde(default)]
-    seq: u64,
-    ops: Option<TextOperation>,
-    code: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Welcome,
-    Ack,
-    Op,
-    Error,
-    #[serde(other)]
-    Other,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -587,61 +562,62 @@ fn receive_v1(
     measuring_from: Instant,
     apply_remote: bool,
 ) {
-    // A batched frame holds a JSON array of messages, in order.
-    let messages = if text.starts_with('[') {
-        serde_json::from_str::<Vec<Incoming>>(text)
-    } else {
-        serde_json::from_str::<Incoming>(text).map(|message| vec![message])
-    };
-    let Ok(messages) = messages else {
+    let Ok(messages) = batch::read_frame(text) else {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     };
     for message in messages {
-        match message.kind {
-            Kind::Welcome => {
+        match message {
+            ServerMessage::Welcome { revision, code, .. } => {
                 state.welcomed = true;
-                state.revision = message.revision;
-                state.text = Document::new(message.code.as_deref().unwrap_or_default(), 0);
+                state.text = Document::new(code.as_deref().unwrap_or_default(), 0);
+                state.client = Client::new(revision, state.text.len_utf16());
             }
-            Kind::Ack => {
-                if let Some((seq, _, made)) = state.outstanding.take() {
-                    if seq == message.seq {
-                        state.revision = message.revision;
-                        if made >= measuring_from {
-                            stats.record_ack(now.saturating_duration_since(made));
+            ServerMessage::Ack { seq, revision } => {
+                // A relay does not transform, so a typist there does not follow the others'
+                // edits: to its client, the room holds its own edits only.
+                let known = if apply_remote {
+                    revision
+                } else {
+                    state.client.revision().saturating_add(1)
+                };
+                match state.client.acknowledge(seq, known) {
+                    Ok(next) => {
+                        if let Some(made) = state.in_flight_made.take() {
+                            if made >= measuring_from {
+                                stats.record_ack(now.saturating_duration_since(made));
+                            }
+                            room.acknowledged(revision, made, &mut state.arrivals, measuring_from);
                         }
-                        room.acknowledged(
-                            message.revision,
-                            made,
-                            &mut state.arrivals,
-                            measuring_from,
-                        );
-                    } else {
-                        state.outstanding = Some((seq, TextOperation::new(), made));
+                        if let Some(next) = next {
+                            let made = state.buffer_made.take().unwrap_or(now);
+                            state.send(next, made, outgoing, stats);
+                        }
+                    }
+                    Err(_) => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                state.send_buffer(outgoing, stats);
             }
-            Kind::Op => {
+            ServerMessage::Op(committed) => {
                 state
                     .arrivals
-                    .arrived(message.revision, now, measuring_from);
+                    .arrived(committed.revision, now, measuring_from);
                 if apply_remote {
-                    let applied = message
-                        .ops
-                        .ok_or(())
-                        .and_then(|operation| state.apply_remote(operation));
+                    let applied = state
+                        .client
+                        .apply_remote(committed.revision, &committed.ops)
+                        .map_err(drop)
+                        .and_then(|local| state.text.apply(&local).map_err(drop));
                     if applied.is_err() {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                state.revision = message.revision;
             }
-            Kind::Error => {
+            ServerMessage::Error { .. } => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
             }
-            Kind::Other => {}
+            _ => {}
         }
     }
 }
@@ -654,7 +630,7 @@ fn receive_plain(
     stats: &Stats,
     measuring_from: Instant,
 ) {
-    state.revision += 1;
+    state.buffers += 1;
     let mut mine = Vec::new();
     for key in marker_keys(text) {
         if let Some(made) = state.pending_markers.remove(key) {
