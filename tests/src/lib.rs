@@ -6,8 +6,10 @@ pub mod v1;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use duet_domain::TextOperation;
 use duet_infra_postgres::DatabaseUrl;
 use duet_infra_postgres::testing::TestDatabase;
+use duet_protocol::{ClientMessage, ServerMessage};
 use duet_server::{Config, ServerError};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -210,11 +212,8 @@ pub async fn raw_v1(server: &TestServer, room: &str, query: &str) -> Socket {
         .0
 }
 
-/// The next JSON text frame (pings skipped), failing the test after [`PATIENCE`].
-///
-/// # Panics
-/// When nothing arrives in time or the next frame is not JSON text.
-pub async fn receive_json(socket: &mut Socket) -> Value {
+/// The next text frame (pings skipped), failing the test after [`PATIENCE`].
+async fn receive_text(socket: &mut Socket) -> String {
     loop {
         let frame = tokio::time::timeout(PATIENCE, socket.next())
             .await
@@ -222,14 +221,44 @@ pub async fn receive_json(socket: &mut Socket) -> Value {
             .expect("open")
             .expect("valid");
         match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Text(text) => return text.as_str().to_owned(),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
 }
 
-/// Sends one JSON text frame.
+/// The next JSON text frame (pings skipped), failing the test after [`PATIENCE`], for
+/// checking what the server sent to the letter.
+///
+/// # Panics
+/// When nothing arrives in time or the next frame is not JSON text.
+pub async fn receive_json(socket: &mut Socket) -> Value {
+    serde_json::from_str(&receive_text(socket).await).expect("JSON")
+}
+
+/// The next `duet.v1` message (pings skipped), failing the test after [`PATIENCE`]; for a
+/// connection without `batch=1`, where every frame holds one message.
+///
+/// # Panics
+/// When nothing arrives in time or the next frame is not one server message.
+pub async fn receive_message(socket: &mut Socket) -> ServerMessage<'static> {
+    let text = receive_text(socket).await;
+    ServerMessage::decode(&text).unwrap_or_else(|error| panic!("{text}: {error}"))
+}
+
+/// The messages in the next frame (pings skipped), in order: one, or several from a batched
+/// frame.
+///
+/// # Panics
+/// When nothing arrives in time or the next frame is not server messages.
+pub async fn receive_messages(socket: &mut Socket) -> Vec<ServerMessage<'static>> {
+    let text = receive_text(socket).await;
+    duet_protocol::batch::read_frame(&text).unwrap_or_else(|error| panic!("{text}: {error}"))
+}
+
+/// Sends one JSON text frame, for frames that are not `duet.v1` messages (malformed or
+/// hostile ones).
 ///
 /// # Panics
 /// When the connection is gone.
@@ -238,6 +267,28 @@ pub async fn send_json(socket: &mut Socket, message: Value) {
         .send(Message::text(message.to_string()))
         .await
         .expect("sent");
+}
+
+/// Sends one `duet.v1` message.
+///
+/// # Panics
+/// When the connection is gone.
+pub async fn send_message(socket: &mut Socket, message: &ClientMessage) {
+    socket
+        .send(Message::text(message.encode()))
+        .await
+        .expect("sent");
+}
+
+/// An `op` message with no selection: `ops` made on `revision`, the client's `seq`-th edit.
+#[must_use]
+pub fn op(revision: u64, seq: u64, ops: TextOperation) -> ClientMessage {
+    ClientMessage::Op {
+        revision,
+        seq,
+        ops,
+        selection: None,
+    }
 }
 
 /// A WebSocket client.

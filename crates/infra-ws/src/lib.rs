@@ -36,7 +36,7 @@ use tower_http::trace::TraceLayer;
 pub use duet_protocol::SUBPROTOCOL;
 pub use error::ApiError;
 pub use hub::Hubs;
-pub use ws::{MessageRate, send_queued};
+pub use ws::MessageRate;
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

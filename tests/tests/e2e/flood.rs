@@ -2,11 +2,14 @@
 //! per member, each connection holds a bounded share of the room's queue and a bounded rate,
 //! and a connection that stays over its rate is closed with 1008.
 
+use duet_domain::{Selection, TextOperation};
+use duet_protocol::{ClientMessage, ServerMessage};
 use duet_tests::{
-    Backend, Socket, TestServer, on_both_databases, raw_v1, receive_json, send_json, test_config,
+    Backend, Socket, TestServer, on_both_databases, op, raw_v1, receive_message, receive_messages,
+    send_message, test_config,
 };
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Joins `count` members, each with its welcome read.
@@ -14,40 +17,39 @@ async fn members(server: &TestServer, room: &str, count: usize) -> Vec<Socket> {
     let mut sockets = Vec::new();
     for index in 0..count {
         let mut socket = raw_v1(server, room, &format!("name=member{index}")).await;
-        loop {
-            if receive_json(&mut socket).await["type"] == "welcome" {
-                break;
-            }
-        }
+        while !matches!(
+            receive_message(&mut socket).await,
+            ServerMessage::Welcome { .. }
+        ) {}
         sockets.push(socket);
     }
     sockets
 }
 
 /// Writes every message in one go (one flush), as a flooding client would.
-async fn flood(socket: &mut Socket, messages: impl Iterator<Item = Value>) {
+async fn flood(socket: &mut Socket, messages: impl Iterator<Item = ClientMessage>) {
     for message in messages {
         socket
-            .feed(Message::text(message.to_string()))
+            .feed(Message::text(message.encode()))
             .await
             .expect("queued");
     }
     socket.flush().await.expect("written");
 }
 
-/// Reads until this member's edit `seq` is acknowledged; everything else on the way (others'
-/// operations, presence, membership news) is fine, a close is not.
-async fn acknowledged(socket: &mut Socket, seq: u64) -> Value {
+/// Reads until this member's edit `seq` is acknowledged and returns the revision it was
+/// committed as; everything else on the way (others' operations, presence, membership news)
+/// is fine, an error or a close is not.
+async fn acknowledged(socket: &mut Socket, seq: u64) -> u64 {
     loop {
-        let message = receive_json(socket).await;
-        let messages = match message {
-            Value::Array(messages) => messages,
-            single => vec![single],
-        };
-        for message in messages {
-            assert_ne!(message["type"], "error", "{message}");
-            if message["type"] == "ack" && message["seq"] == seq {
-                return message;
+        for message in receive_messages(socket).await {
+            match message {
+                ServerMessage::Ack {
+                    seq: acked,
+                    revision,
+                } if acked == seq => return revision,
+                ServerMessage::Error { .. } => panic!("{message:?}"),
+                _ => {}
             }
         }
     }
@@ -58,16 +60,12 @@ async fn acknowledged(socket: &mut Socket, seq: u64) -> Value {
 /// were committed as.
 async fn each_other_member_edits(others: &mut [Socket], seq: u64, revision: u64) -> Vec<u64> {
     for (index, socket) in others.iter_mut().enumerate() {
-        send_json(
-            socket,
-            json!({"type": "op", "revision": revision, "seq": seq, "ops": [format!("<{index}>")]}),
-        )
-        .await;
+        let marker = TextOperation::new().insert(&format!("<{index}>"));
+        send_message(socket, &op(revision, seq, marker)).await;
     }
     let mut revisions = Vec::new();
     for socket in others.iter_mut() {
-        let ack = acknowledged(socket, seq).await;
-        revisions.push(ack["revision"].as_u64().unwrap_or(0));
+        revisions.push(acknowledged(socket, seq).await);
     }
     revisions
 }
@@ -93,14 +91,16 @@ async fn a_presence_flood_drops_nobody(backend: Backend) {
     let mut flooder = members(&server, &room, 1).await.remove(0);
     for other in &mut others {
         // Each learns of the flooder joining before the flood.
-        while receive_json(other).await["type"] != "joined" {}
+        while !matches!(receive_message(other).await, ServerMessage::Joined(_)) {}
     }
     flood(
         &mut flooder,
-        (0..50_000_u64).map(|index| {
+        (0..50_000_usize).map(|index| {
             // Selections past the end are held to the text, and this one is empty.
-            let at = index % 10;
-            json!({"type": "presence", "revision": 0, "selection": {"anchor": at, "head": at}})
+            ClientMessage::Presence {
+                revision: 0,
+                selection: Selection::cursor(index % 10),
+            }
         }),
     )
     .await;
@@ -125,7 +125,7 @@ async fn pipelined_operations_do_not_starve_the_others(backend: Backend) {
     let mut flooder = members(&server, &room, 1).await.remove(0);
     flood(
         &mut flooder,
-        (1..=10_000_u64).map(|seq| json!({"type": "op", "revision": 0, "seq": seq, "ops": ["x"]})),
+        (1..=10_000_u64).map(|seq| op(0, seq, TextOperation::new().insert("x"))),
     )
     .await;
     // Acknowledged long before the flooder's 10,000 are through (the history holds 1,000,
@@ -147,9 +147,10 @@ async fn a_connection_that_stays_over_its_rate_is_closed_with_1008(backend: Back
     let mut flooder = members(&server, &room, 1).await.remove(0);
     flood(
         &mut flooder,
-        (0..2_000).map(
-            |_| json!({"type": "presence", "revision": 0, "selection": {"anchor": 1, "head": 1}}),
-        ),
+        (0..2_000).map(|_| ClientMessage::Presence {
+            revision: 0,
+            selection: Selection::cursor(1),
+        }),
     )
     .await;
     let code = tokio::time::timeout(duet_tests::PATIENCE, async {

@@ -2,7 +2,12 @@
 //! far past the end, and connections that claim someone else's client id. Each harms only its
 //! sender; the room stays readable and everyone else's edits go through.
 
-use duet_tests::{Backend, Socket, TestServer, on_both_databases, raw_v1, receive_json, send_json};
+use duet_domain::{Selection, TextOperation};
+use duet_protocol::ClientMessage;
+use duet_tests::{
+    Backend, Socket, TestServer, on_both_databases, op, raw_v1, receive_json, send_json,
+    send_message,
+};
 use serde_json::{Value, json};
 
 /// Reads until a message of `kind` arrives (skipping presence and membership news).
@@ -64,9 +69,9 @@ async fn hostile_lengths_are_refused_and_the_room_stays_readable(backend: Backen
         (&json!("abc"), &json!(0))
     );
     // The room still takes edits, and reads back after a restart.
-    send_json(
+    send_message(
         &mut mallory,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [3, "!"]}),
+        &op(0, 1, TextOperation::new().retain(3).insert("!")),
     )
     .await;
     assert_eq!(
@@ -91,15 +96,11 @@ async fn a_sequence_number_out_of_range_fails_only_its_sender(backend: Backend) 
     receive_type(&mut alice, "welcome").await;
     // Sent back to back, so that both can land in one group commit.
     for seq in [1_u64 << 63, u64::MAX, 9_007_199_254_740_992] {
-        send_json(
-            &mut mallory,
-            json!({"type": "op", "revision": 0, "seq": seq, "ops": ["m"]}),
-        )
-        .await;
+        send_message(&mut mallory, &op(0, seq, TextOperation::new().insert("m"))).await;
     }
-    send_json(
+    send_message(
         &mut alice,
-        json!({"type": "op", "revision": 0, "seq": 9_007_199_254_740_991_u64, "ops": ["a"]}),
+        &op(0, 9_007_199_254_740_991, TextOperation::new().insert("a")),
     )
     .await;
     assert_eq!(
@@ -126,10 +127,17 @@ async fn a_selection_sent_with_an_op_is_held_to_the_text(backend: Backend) {
         .await;
     let mut alice = raw_v1(&server, &room, "name=Alice").await;
     receive_type(&mut alice, "welcome").await;
-    send_json(
+    send_message(
         &mut alice,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [20, "!"],
-               "selection": {"anchor": 1_000_000, "head": u64::MAX}}),
+        &ClientMessage::Op {
+            revision: 0,
+            seq: 1,
+            ops: TextOperation::new().retain(20).insert("!"),
+            selection: Some(Selection {
+                anchor: 1_000_000,
+                head: usize::MAX,
+            }),
+        },
     )
     .await;
     receive_type(&mut alice, "ack").await;
@@ -152,11 +160,7 @@ async fn a_session_cannot_be_taken_over_by_naming_its_client_id(backend: Backend
     let welcome = receive_type(&mut alice, "welcome").await;
     assert_eq!(welcome["clientId"], "alice");
     let token = welcome["resumeToken"].as_str().expect("a token").to_owned();
-    send_json(
-        &mut alice,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": ["a"]}),
-    )
-    .await;
+    send_message(&mut alice, &op(0, 1, TextOperation::new().insert("a"))).await;
     receive_type(&mut alice, "ack").await;
 
     // Naming alice, without her token or with another's, gives a new identity and replaces
@@ -174,33 +178,33 @@ async fn a_session_cannot_be_taken_over_by_naming_its_client_id(backend: Backend
         "alice"
     );
     // The impostor's next seq is its own; alice's next edit is hers and is applied.
-    send_json(
+    send_message(
         &mut mallory,
-        json!({"type": "op", "revision": 1, "seq": 2, "ops": [1, "M"]}),
+        &op(1, 2, TextOperation::new().retain(1).insert("M")),
     )
     .await;
     receive_type(&mut mallory, "ack").await;
-    send_json(
+    send_message(
         &mut alice,
-        json!({"type": "op", "revision": 1, "seq": 2, "ops": ["A", 1]}),
+        &op(1, 2, TextOperation::new().insert("A").retain(1)),
     )
     .await;
     assert_eq!(receive_type(&mut alice, "ack").await["seq"], 2);
     assert_eq!(server.room(&room).await["code"], "AaM");
 
     // A seq reused for another edit is refused; the same edit resent is acknowledged again.
-    send_json(
+    send_message(
         &mut alice,
-        json!({"type": "op", "revision": 1, "seq": 2, "ops": [1, "X"]}),
+        &op(1, 2, TextOperation::new().retain(1).insert("X")),
     )
     .await;
     assert_eq!(
         receive_type(&mut alice, "error").await["code"],
         "seq_reused"
     );
-    send_json(
+    send_message(
         &mut alice,
-        json!({"type": "op", "revision": 1, "seq": 2, "ops": ["A", 1]}),
+        &op(1, 2, TextOperation::new().insert("A").retain(1)),
     )
     .await;
     let resent = receive_type(&mut alice, "ack").await;
@@ -242,16 +246,9 @@ async fn a_room_whose_log_is_damaged_opens_at_its_last_good_state(backend: Backe
     let room = server.create_room(json!({"code": "abc"})).await;
     let mut alice = raw_v1(&server, &room, "name=Alice").await;
     receive_type(&mut alice, "welcome").await;
-    for (seq, ops) in [
-        (1, json!([3, "d"])),
-        (2, json!([4, "e"])),
-        (3, json!([5, "f"])),
-    ] {
-        send_json(
-            &mut alice,
-            json!({"type": "op", "revision": seq - 1, "seq": seq, "ops": ops}),
-        )
-        .await;
+    for (seq, at, inserted) in [(1, 3, "d"), (2, 4, "e"), (3, 5, "f")] {
+        let ops = TextOperation::new().retain(at).insert(inserted);
+        send_message(&mut alice, &op(seq - 1, seq, ops)).await;
         receive_type(&mut alice, "ack").await;
     }
     drop(alice);
@@ -277,9 +274,9 @@ async fn a_room_whose_log_is_damaged_opens_at_its_last_good_state(backend: Backe
         (&welcome["code"], &welcome["revision"]),
         (&json!("abcd"), &json!(1))
     );
-    send_json(
+    send_message(
         &mut bob,
-        json!({"type": "op", "revision": 1, "seq": 1, "ops": [4, "!"]}),
+        &op(1, 1, TextOperation::new().retain(4).insert("!")),
     )
     .await;
     assert_eq!(receive_type(&mut bob, "ack").await["revision"], 2);

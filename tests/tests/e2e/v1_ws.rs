@@ -1,13 +1,14 @@
 //! The `duet.v1` protocol: operations, acknowledgements, presence, resume, errors.
 
-use duet_domain::TextOperation;
+use duet_domain::{Selection, TextOperation};
+use duet_protocol::{ClientMessage, ErrorCode, ServerMessage};
 use duet_tests::v1::{State, V1Client};
-use duet_tests::{Backend, TestServer, on_both_databases, test_config};
+use duet_tests::{Backend, TestServer, on_both_databases, op, receive_message, test_config};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use duet_tests::{raw_v1 as raw, receive_json as receive, send_json as send};
+use duet_tests::{raw_v1 as raw, receive_json as receive, send_message as send};
 
 async fn the_exchange_frame_by_frame(backend: Backend) {
     let Some(database) = backend.database().await else {
@@ -48,7 +49,7 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
     // An edit: acknowledged to its sender, broadcast to the others.
     send(
         &mut alice,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [1, "😀", 1]}),
+        &op(0, 1, TextOperation::new().retain(1).insert("😀").retain(1)),
     )
     .await;
     assert_eq!(
@@ -62,7 +63,7 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
     // A concurrent edit on the old revision is transformed before it is broadcast.
     send(
         &mut bob,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}),
+        &op(0, 1, TextOperation::new().retain(2).insert("!")),
     )
     .await;
     assert_eq!(
@@ -76,7 +77,7 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
     // A resent edit is acknowledged again and not applied twice.
     send(
         &mut bob,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}),
+        &op(0, 1, TextOperation::new().retain(2).insert("!")),
     )
     .await;
     assert_eq!(
@@ -86,7 +87,11 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
     // A whole buffer written against an old revision is merged by diff.
     send(
         &mut alice,
-        json!({"type": "code", "revision": 1, "seq": 2, "code": "xa😀b"}),
+        &ClientMessage::Code {
+            revision: 1,
+            seq: 2,
+            code: "xa😀b".into(),
+        },
     )
     .await;
     assert_eq!(
@@ -100,7 +105,10 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
     // Presence, moved from the revision it was made at to the current one.
     send(
         &mut bob,
-        json!({"type": "presence", "revision": 2, "selection": {"anchor": 0, "head": 1}}),
+        &ClientMessage::Presence {
+            revision: 2,
+            selection: Selection { anchor: 0, head: 1 },
+        },
     )
     .await;
     assert_eq!(
@@ -108,34 +116,42 @@ async fn the_exchange_frame_by_frame(backend: Backend) {
         json!({"type": "presence", "clientId": "bob", "name": "Bob",
                "selection": {"anchor": 1, "head": 2}})
     );
-    // Bad messages are answered with errors and change nothing.
+    // Bad messages are answered with errors and change nothing. Those that are not duet.v1
+    // messages at all are written by hand.
     let bad = [
         (
-            json!({"type": "op", "revision": 3, "seq": 3, "ops": [99]}),
-            "invalid_op",
+            op(3, 3, TextOperation::new().retain(99)).encode(),
+            ErrorCode::InvalidOp,
         ),
         (
-            json!({"type": "op", "revision": 3, "seq": 3, "ops": [1, "\u{0}", 5]}),
-            "invalid_op",
+            op(
+                3,
+                3,
+                TextOperation::new().retain(1).insert("\u{0}").retain(5),
+            )
+            .encode(),
+            ErrorCode::InvalidOp,
         ),
         (
-            json!({"type": "op", "revision": 3, "seq": 3, "ops": [0]}),
-            "bad_message",
+            r#"{"type":"op","revision":3,"seq":3,"ops":[0]}"#.to_owned(),
+            ErrorCode::BadMessage,
         ),
         (
-            json!({"type": "op", "revision": 9, "seq": 3, "ops": [6]}),
-            "bad_revision",
+            op(9, 3, TextOperation::new().retain(6)).encode(),
+            ErrorCode::BadRevision,
         ),
-        (json!({"type": "dance"}), "bad_message"),
-        (json!([1, 2]), "bad_message"),
+        (r#"{"type":"dance"}"#.to_owned(), ErrorCode::BadMessage),
+        ("[1,2]".to_owned(), ErrorCode::BadMessage),
     ];
-    for (message, code) in bad {
-        send(&mut alice, message.clone()).await;
-        let answer = receive(&mut alice).await;
-        assert_eq!(
-            (answer["type"].as_str(), answer["code"].as_str()),
-            (Some("error"), Some(code)),
-            "{message}"
+    for (frame, expected) in bad {
+        alice
+            .send(Message::text(frame.clone()))
+            .await
+            .expect("sent");
+        let answer = receive_message(&mut alice).await;
+        assert!(
+            matches!(answer, ServerMessage::Error { code, .. } if code == expected),
+            "{frame}: {answer:?}"
         );
     }
     assert_eq!(server.room(&room).await["code"], "xa😀b!");
@@ -192,12 +208,11 @@ async fn silent_clients_are_dropped_after_pings(backend: Backend) {
     let mut watcher = raw(&server, &room, "clientId=watcher").await;
     receive(&mut watcher).await;
     let left = loop {
-        let message = receive(&mut watcher).await;
-        if message["type"] == "left" {
-            break message;
+        if let ServerMessage::Left { client_id } = receive_message(&mut watcher).await {
+            break client_id;
         }
     };
-    assert_ne!(left["clientId"], "watcher");
+    assert_ne!(left, "watcher");
     // The silent socket was closed by the server: reading it now ends.
     let ended = tokio::time::timeout(duet_tests::PATIENCE, async {
         while let Some(Ok(_)) = silent.next().await {}
@@ -270,10 +285,11 @@ async fn five_clients_converge_through_disconnects(backend: Backend) {
                 for step in 0..120 {
                     connection.edit(|text| random_edit(&mut random, text, client));
                     if step % 8 == 7 {
-                        let selection = json!({"type": "presence",
-                            "revision": connection.snapshot().client.revision(),
-                            "selection": {"anchor": 0, "head": 0}});
-                        connection.send_raw(&selection.to_string());
+                        let selection = ClientMessage::Presence {
+                            revision: connection.snapshot().client.revision(),
+                            selection: Selection::cursor(0),
+                        };
+                        connection.send_raw(&selection.encode());
                     }
                     // Clients 0 and 1 drop their connection now and then, edits in flight,
                     // and resume where they were.
@@ -326,7 +342,7 @@ async fn plain_and_v1_clients_share_a_room(backend: Backend) {
 
     send(
         &mut v1,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": [4, "two\n"]}),
+        &op(0, 1, TextOperation::new().retain(4).insert("two\n")),
     )
     .await;
     assert_eq!(
@@ -336,21 +352,36 @@ async fn plain_and_v1_clients_share_a_room(backend: Backend) {
     assert_eq!(plain.next_text().await, "one\ntwo\n");
 
     plain.send_text("zero\none\ntwo\n").await;
-    let op = receive(&mut v1).await;
+    let committed = match receive_message(&mut v1).await {
+        ServerMessage::Op(committed) => committed,
+        other => panic!("expected an op, got {other:?}"),
+    };
+    assert_eq!(committed.revision, 2);
     assert_eq!(
-        (op["type"].as_str(), op["revision"].as_u64()),
-        (Some("op"), Some(2))
+        *committed.ops,
+        TextOperation::new().insert("zero\n").retain(8)
     );
-    assert_eq!(op["ops"], json!(["zero\n", 8]));
     // The server named the plain client itself.
-    assert!(
-        op["clientId"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty() && id != "editor")
-    );
+    assert!(!committed.client_id.is_empty() && committed.client_id != "editor");
     assert_eq!(plain.next_text().await, "zero\none\ntwo\n");
     assert_eq!(server.room(&room).await["code"], "zero\none\ntwo\n");
     server.stop().await;
+}
+
+/// An `autocomplete` request.
+fn autocomplete(id: Value, revision: u64, cursor_position: usize) -> ClientMessage {
+    ClientMessage::Autocomplete {
+        id,
+        revision,
+        cursor_position,
+    }
+}
+
+/// A request to change the room's language.
+fn language(language: &str) -> ClientMessage {
+    ClientMessage::Language {
+        language: language.to_owned(),
+    }
 }
 
 async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
@@ -367,11 +398,7 @@ async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
     receive(&mut bob).await;
     assert_eq!(receive(&mut alice).await["type"], "joined");
 
-    send(
-        &mut alice,
-        json!({"type": "autocomplete", "id": "a1", "revision": 0, "cursorPosition": 3}),
-    )
-    .await;
+    send(&mut alice, &autocomplete(json!("a1"), 0, 3)).await;
     let answer = receive(&mut alice).await;
     assert_eq!(
         (answer["type"].as_str(), answer["id"].as_str()),
@@ -382,16 +409,12 @@ async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
     // A cursor made at an older revision is moved over what happened since.
     send(
         &mut bob,
-        json!({"type": "op", "revision": 0, "seq": 1, "ops": ["x = 1\n", 3]}),
+        &op(0, 1, TextOperation::new().insert("x = 1\n").retain(3)),
     )
     .await;
     assert_eq!(receive(&mut bob).await["type"], "ack");
     assert_eq!(receive(&mut alice).await["type"], "op");
-    send(
-        &mut alice,
-        json!({"type": "autocomplete", "id": 2, "revision": 0, "cursorPosition": 3}),
-    )
-    .await;
+    send(&mut alice, &autocomplete(json!(2), 0, 3)).await;
     let answer = receive(&mut alice).await;
     assert_eq!(
         (answer["id"].as_u64(), answer["suggestion"].as_str()),
@@ -399,7 +422,7 @@ async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
     );
 
     // A language change reaches everyone, the sender included, and is stored.
-    send(&mut bob, json!({"type": "language", "language": "rust"})).await;
+    send(&mut bob, &language("rust")).await;
     assert_eq!(
         receive(&mut alice).await,
         json!({"type": "language", "language": "rust"})
@@ -427,24 +450,16 @@ async fn language_changes_and_suggestions_in_the_room(backend: Backend) {
     );
 
     // Bad requests are answered and change nothing.
-    send(&mut bob, json!({"type": "language", "language": "cobol"})).await;
+    send(&mut bob, &language("cobol")).await;
     assert_eq!(receive(&mut bob).await["code"], "invalid_language");
-    send(
-        &mut bob,
-        json!({"type": "autocomplete", "id": "x", "revision": 9, "cursorPosition": 0}),
-    )
-    .await;
+    send(&mut bob, &autocomplete(json!("x"), 9, 0)).await;
     let answer = receive(&mut bob).await;
     assert_eq!(
         (answer["code"].as_str(), answer["id"].as_str()),
         (Some("bad_revision"), Some("x"))
     );
     // A cursor past the end is kept to the end of the text.
-    send(
-        &mut bob,
-        json!({"type": "autocomplete", "id": "y", "revision": 1, "cursorPosition": 99}),
-    )
-    .await;
+    send(&mut bob, &autocomplete(json!("y"), 1, 99)).await;
     let answer = receive(&mut bob).await;
     assert_eq!(
         (answer["type"].as_str(), answer["id"].as_str()),

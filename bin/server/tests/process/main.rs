@@ -6,6 +6,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use duet_domain::TextOperation;
+use duet_protocol::ClientMessage;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -228,10 +230,14 @@ async fn resume_tokens_never_reach_the_log() {
     let query = format!("clientId=alice&resumeToken={token}&since=0");
     let mut again = v1(&running.base, &room, &query).await;
     assert_eq!(text(next_frame(&mut again).await)["clientId"], "alice");
+    let edit = ClientMessage::Op {
+        revision: 0,
+        seq: 1,
+        ops: TextOperation::new().insert("x"),
+        selection: None,
+    };
     again
-        .send(Message::text(
-            r#"{"type":"op","revision":0,"seq":1,"ops":["x"]}"#,
-        ))
+        .send(Message::text(edit.encode()))
         .await
         .expect("sent");
     assert_eq!(text(next_frame(&mut again).await)["type"], "ack");
@@ -351,12 +357,13 @@ async fn every_acknowledged_operation_survives_sigkill() {
     for seq in 1..=50_u64 {
         let line = format!("edit {seq} 😀\n");
         let length: usize = expected.chars().map(char::len_utf16).sum();
-        let op = serde_json::json!({"type": "op", "revision": seq - 1, "seq": seq,
-                                    "ops": if length == 0 { serde_json::json!([line]) } else { serde_json::json!([length, line]) }});
-        socket
-            .send(Message::text(op.to_string()))
-            .await
-            .expect("sent");
+        let op = ClientMessage::Op {
+            revision: seq - 1,
+            seq,
+            ops: TextOperation::new().retain(length).insert(&line),
+            selection: None,
+        };
+        socket.send(Message::text(op.encode())).await.expect("sent");
         expected.push_str(&line);
         let ack = text(next_frame(&mut socket).await);
         assert_eq!(

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use duet_app::ports::{RecordedSubmission, RepositoryError, RoomRepository};
 use duet_app::testing::InMemoryRoomRepository;
-use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId};
+use duet_domain::{ClientId, CommittedOperation, Language, Room, RoomId, TextOperation};
+use duet_protocol::ClientMessage;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -154,10 +155,14 @@ async fn a_commit_in_doubt_reloads_the_room_and_the_edit_is_found_once() {
     let welcome = json_message(&mut alice).await;
     let token = welcome["resumeToken"].as_str().expect("a token").to_owned();
     repository.broken.store(true, Ordering::SeqCst);
+    let exclaim = ClientMessage::Op {
+        revision: 0,
+        seq: 1,
+        ops: TextOperation::new().retain(2).insert("!"),
+        selection: None,
+    };
     alice
-        .send(Message::text(
-            json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}).to_string(),
-        ))
+        .send(Message::text(exclaim.encode()))
         .await
         .expect("sent");
     match next(&mut alice).await {
@@ -181,9 +186,7 @@ async fn a_commit_in_doubt_reloads_the_room_and_the_edit_is_found_once() {
         json!([{"revision": 1, "clientId": "alice", "ops": [2, "!"]}])
     );
     again
-        .send(Message::text(
-            json!({"type": "op", "revision": 0, "seq": 1, "ops": [2, "!"]}).to_string(),
-        ))
+        .send(Message::text(exclaim.encode()))
         .await
         .expect("sent");
     assert_eq!(
