@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duet_app::{ApplyEditError, AutocompleteRequestError, CreateRoomError, GetRoomError};
 use duet_domain::{PositionError, RoomIdError};
+use duet_live::{ChangeLanguageError, JoinError};
 use serde::Serialize;
 
 /// An error answered to an HTTP client.
@@ -210,6 +211,30 @@ impl From<ApplyEditError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }
             ApplyEditError::Unavailable(_) | ApplyEditError::InDoubt(_) => {
+                Self::unavailable(&error)
+            }
+        }
+    }
+}
+
+impl From<JoinError> for ApiError {
+    fn from(error: JoinError) -> Self {
+        match error {
+            JoinError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            JoinError::Unavailable(_) | JoinError::Stopped => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<ChangeLanguageError> for ApiError {
+    fn from(error: ChangeLanguageError) -> Self {
+        match error {
+            ChangeLanguageError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            ChangeLanguageError::Unavailable(_) | ChangeLanguageError::Stopped => {
                 Self::unavailable(&error)
             }
         }
