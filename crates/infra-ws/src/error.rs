@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use duet_app::{ApplyEditError, AutocompleteRequestError, CreateRoomError, GetRoomError};
+use duet_app::{AutocompleteRequestError, CreateRoomError, GetRoomError};
 use duet_domain::{PositionError, RoomIdError};
 use duet_live::{ChangeLanguageError, JoinError};
 use serde::Serialize;
@@ -116,17 +116,7 @@ impl ApiError {
     }
 }
 
-/// Formats an error with all its causes, `outer: inner: innermost`.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use duet_app::error_chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -200,19 +190,6 @@ impl From<CreateRoomError> for ApiError {
                 error.to_string(),
             ),
             CreateRoomError::Unavailable(_) => Self::unavailable(&error),
-        }
-    }
-}
-
-impl From<ApplyEditError> for ApiError {
-    fn from(error: ApplyEditError) -> Self {
-        match error {
-            ApplyEditError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
-            }
-            ApplyEditError::Unavailable(_) | ApplyEditError::InDoubt(_) => {
-                Self::unavailable(&error)
-            }
         }
     }
 }

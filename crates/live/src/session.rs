@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use duet_app::{
     ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
-    lock_plain,
+    error_chain, lock_plain,
 };
 use duet_domain::{ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection};
 use tokio::sync::{mpsc, oneshot};
@@ -693,16 +693,4 @@ fn copy(error: &JoinError) -> JoinError {
         JoinError::Unavailable(cause) => JoinError::Unavailable(Arc::clone(cause)),
         JoinError::Stopped => JoinError::Stopped,
     }
-}
-
-/// Formats an error with all its causes, `outer: inner: innermost`.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
