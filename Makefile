@@ -13,7 +13,7 @@ lint:
 # Not in CI: the hostile-input properties `make test` runs at 1,000 cases each, with FUZZ_CASES.
 FUZZ_CASES ?= 100000
 fuzz:
-	PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-domain --test it fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-infra-ws --lib fuzz::
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-domain --test it fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-protocol --lib fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-infra-ws --lib fuzz::
 
 migrate:
 	cargo run -p migration --features cli -- up

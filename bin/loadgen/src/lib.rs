@@ -41,12 +41,33 @@ pub struct Options {
     pub batch: bool,
     /// An existing room to join instead of creating `rooms` rooms.
     pub room: Option<String>,
+    /// Whether rooms are created with `POST /rooms` (a Duet server) or named here with fresh
+    /// ids (the bare relay, which opens a room for any id on connect).
+    pub create_rooms: bool,
     /// Edits replayed from an editing trace instead of generated typing.
     pub trace: Option<Arc<pattern::Trace>>,
     /// Whether to check convergence against `GET /rooms/{id}` (a bare relay keeps no text).
     pub check_convergence: bool,
     /// Print a progress line every second on stderr.
     pub progress: bool,
+}
+
+/// Creates an empty room with `POST /rooms` and returns its id.
+async fn create_room(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let answer = client
+        .post(format!("{url}/rooms"))
+        .body("{}")
+        .send()
+        .await
+        .map_err(|error| format!("cannot create a room at {url}: {error}"))?;
+    let body: serde_json::Value = answer
+        .json()
+        .await
+        .map_err(|error| format!("the room was not created: {error}"))?;
+    body["roomId"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "the server answered no roomId".to_owned())
 }
 
 /// Runs the load and returns what was measured.
@@ -70,20 +91,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         rooms.push(Arc::new(typist::Room::new(id.clone(), start)));
     }
     while rooms.len() < options.rooms && options.room.is_none() {
-        let answer = client
-            .post(format!("{}/rooms", options.url))
-            .body("{}")
-            .send()
-            .await
-            .map_err(|error| format!("cannot create a room at {}: {error}", options.url))?;
-        let body: serde_json::Value = answer
-            .json()
-            .await
-            .map_err(|error| format!("the room was not created: {error}"))?;
-        let id = body["roomId"]
-            .as_str()
-            .ok_or("the server answered no roomId")?
-            .to_owned();
+        let id = if options.create_rooms {
+            create_room(&client, &options.url).await?
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
         rooms.push(Arc::new(typist::Room::new(id, 0)));
     }
     let ws_base = options.url.replacen("http", "ws", 1);

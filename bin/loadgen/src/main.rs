@@ -93,6 +93,7 @@ async fn run(args: &Args) -> Result<bool, String> {
         },
         batch: !args.no_batch,
         room: args.room.clone(),
+        create_rooms: true,
         trace,
         check_convergence: true,
         progress: !args.json,
@@ -103,6 +104,7 @@ async fn run(args: &Args) -> Result<bool, String> {
         let relay_options = Options {
             url: relay.url.clone(),
             check_convergence: false,
+            create_rooms: false,
             ..options.clone()
         };
         Some(duet_loadgen::run(&relay_options).await?)

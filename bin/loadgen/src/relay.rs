@@ -1,27 +1,30 @@
 //! The baseline: a minimal WebSocket relay with Duet's framing and nothing else — no
 //! transformation, no persistence, no history. Running the same load against it shows what this
 //! machine can relay at all, so Duet's figures can be read as a ratio of that.
+//!
+//! It speaks WebSocket only (tokio-tungstenite's server side): `/ws/{room}` with or without
+//! the `duet.v1` subprotocol, and `batch=1`. A room exists as soon as someone connects to it,
+//! so the load generator names the relay's rooms itself ([`crate::Options::create_rooms`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use duet_infra_ws::send_queued;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use duet_protocol::batch::FrameBatch;
+use duet_protocol::{ClientMessage, SUBPROTOCOL, ServerMessage, WireOperation};
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 #[derive(Default)]
 struct RelayRoom {
     revision: u64,
-    members: HashMap<u64, mpsc::UnboundedSender<Message>>,
+    members: HashMap<u64, mpsc::UnboundedSender<Utf8Bytes>>,
 }
 
 #[derive(Clone, Default)]
@@ -51,22 +54,27 @@ impl Drop for Running {
 /// # Errors
 /// A message when no port can be bound.
 pub async fn start() -> Result<Running, String> {
-    let relay = Relay::default();
-    let app = Router::new()
-        .route("/rooms", post(create))
-        .route("/ws/{room}", get(connect))
-        .with_state(relay);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|error| format!("the relay cannot listen: {error}"))?;
     let address: SocketAddr = listener
         .local_addr()
         .map_err(|error| format!("the relay has no address: {error}"))?;
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
+    let relay = Relay::default();
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of file descriptors, most likely: give connections time to close
+                    // rather than spin (axum's `serve` does the same).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(relay.clone().connect(stream));
+        }
     });
     Ok(Running {
         url: format!("http://{address}"),
@@ -74,87 +82,175 @@ pub async fn start() -> Result<Running, String> {
     })
 }
 
-async fn create(State(relay): State<Relay>) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
-    lock(&relay.rooms).insert(id.clone(), RelayRoom::default());
-    (StatusCode::CREATED, axum::Json(json!({"roomId": id}))).into_response()
+/// Which room a connection joins and how it speaks, read from its upgrade request.
+struct Joining {
+    room: String,
+    v1: bool,
+    batch: bool,
 }
 
-async fn connect(
-    State(relay): State<Relay>,
-    Path(room): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let upgrade = upgrade.protocols(["duet.v1"]);
-    let v1 = upgrade.selected_protocol().is_some();
-    let batch = v1 && query.get("batch").is_some_and(|value| value == "1");
-    upgrade.on_upgrade(move |socket| serve(relay, room, socket, v1, batch))
+/// Reads an upgrade request: `/ws/{room}`, the `duet.v1` subprotocol if asked for, `batch=1`;
+/// `None` for any other path.
+fn joining(request: &Request) -> Option<Joining> {
+    let room = request.uri().path().strip_prefix("/ws/")?;
+    let v1 = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .any(|protocol| protocol.trim() == SUBPROTOCOL);
+    let batch = v1
+        && request
+            .uri()
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair == "batch=1"));
+    Some(Joining {
+        room: room.to_owned(),
+        v1,
+        batch,
+    })
 }
 
-async fn serve(relay: Relay, room: String, socket: WebSocket, v1: bool, batch: bool) {
-    let id = {
-        let mut next = lock(&relay.next);
-        *next += 1;
-        *next
-    };
-    let (mut sink, mut stream) = socket.split();
-    let (outbox, mut frames) = mpsc::unbounded_channel::<Message>();
-    {
-        let mut rooms = lock(&relay.rooms);
-        let entry = rooms.entry(room.clone()).or_default();
-        if v1 {
-            let welcome = json!({"type": "welcome", "clientId": id.to_string(), "revision": entry.revision, "language": "python", "code": "", "participants": []});
-            let _ = outbox.send(Message::text(welcome.to_string()));
-        }
-        entry.members.insert(id, outbox);
-    }
-    // Written as Duet writes: everything queued goes in one write, batched for a client that
-    // asked for it.
-    let writer = tokio::spawn(async move {
-        while let Some(first) = frames.recv().await {
-            let queued =
-                std::iter::once(first).chain(std::iter::from_fn(|| frames.try_recv().ok()));
-            if send_queued(&mut sink, queued, batch).await.is_err() {
-                return;
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(Ok(frame)) = stream.next().await {
-        let Message::Text(text) = frame else { continue };
-        let mut rooms = lock(&relay.rooms);
-        let Some(entry) = rooms.get_mut(&room) else {
-            break;
-        };
-        if v1 {
-            let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else {
-                continue;
-            };
-            if message["type"] != "op" {
-                continue;
-            }
-            entry.revision += 1;
-            let ack = json!({"type": "ack", "seq": message["seq"], "revision": entry.revision});
-            let op: Utf8Bytes = json!({"type": "op", "revision": entry.revision, "clientId": id.to_string(), "ops": message["ops"]}).to_string().into();
-            for (member, outbox) in &entry.members {
-                let frame = if *member == id {
-                    Message::text(ack.to_string())
-                } else {
-                    Message::Text(op.clone())
+impl Relay {
+    #[expect(
+        clippy::result_large_err,
+        reason = "tungstenite's handshake callback returns its error response by value"
+    )]
+    async fn connect(self, stream: TcpStream) {
+        let mut joined = None;
+        let accepted = tokio_tungstenite::accept_hdr_async(
+            stream,
+            |request: &Request, mut response: Response| {
+                let Some(joining) = joining(request) else {
+                    let mut refusal = ErrorResponse::new(None);
+                    *refusal.status_mut() = StatusCode::NOT_FOUND;
+                    return Err(refusal);
                 };
-                let _ = outbox.send(frame);
-            }
-        } else {
-            for outbox in entry.members.values() {
-                let _ = outbox.send(Message::Text(text.clone()));
-            }
+                if joining.v1 {
+                    response.headers_mut().insert(
+                        header::SEC_WEBSOCKET_PROTOCOL,
+                        HeaderValue::from_static(SUBPROTOCOL),
+                    );
+                }
+                joined = Some(joining);
+                Ok(response)
+            },
+        )
+        .await;
+        if let (Ok(socket), Some(joining)) = (accepted, joined) {
+            self.serve(socket, joining).await;
         }
     }
-    if let Some(entry) = lock(&relay.rooms).get_mut(&room) {
-        entry.members.remove(&id);
+
+    async fn serve(
+        self,
+        socket: tokio_tungstenite::WebSocketStream<TcpStream>,
+        Joining { room, v1, batch }: Joining,
+    ) {
+        let id = {
+            let mut next = lock(&self.next);
+            *next += 1;
+            *next
+        };
+        let client_id = id.to_string();
+        let (mut sink, mut stream) = socket.split();
+        let (outbox, mut frames) = mpsc::unbounded_channel::<Utf8Bytes>();
+        {
+            let mut rooms = lock(&self.rooms);
+            let entry = rooms.entry(room.clone()).or_default();
+            if v1 {
+                let welcome = ServerMessage::Welcome {
+                    client_id: Cow::Borrowed(&client_id),
+                    resume_token: Cow::Borrowed(""),
+                    revision: entry.revision,
+                    language: Cow::Borrowed("python"),
+                    code: Some(Cow::Borrowed("")),
+                    ops: None,
+                    participants: Vec::new(),
+                };
+                let _ = outbox.send(welcome.encode().into());
+            }
+            entry.members.insert(id, outbox);
+        }
+        // Written as Duet writes: everything queued goes in one write, batched for a client that
+        // asked for it.
+        let writer = tokio::spawn(async move {
+            while let Some(first) = frames.recv().await {
+                let queued =
+                    std::iter::once(first).chain(std::iter::from_fn(|| frames.try_recv().ok()));
+                if send_queued(&mut sink, queued, batch).await.is_err() {
+                    return;
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        while let Some(Ok(frame)) = stream.next().await {
+            let Message::Text(text) = frame else { continue };
+            let mut rooms = lock(&self.rooms);
+            let Some(entry) = rooms.get_mut(&room) else {
+                break;
+            };
+            if v1 {
+                let Ok(ClientMessage::Op { seq, ops, .. }) = ClientMessage::decode(&text) else {
+                    continue;
+                };
+                entry.revision += 1;
+                let revision = entry.revision;
+                let op: Utf8Bytes = ServerMessage::Op(WireOperation {
+                    revision,
+                    client_id: Cow::Borrowed(&client_id),
+                    ops: Cow::Owned(ops),
+                })
+                .encode()
+                .into();
+                for (member, outbox) in &entry.members {
+                    let frame = if *member == id {
+                        ServerMessage::Ack { seq, revision }.encode().into()
+                    } else {
+                        op.clone()
+                    };
+                    let _ = outbox.send(frame);
+                }
+            } else {
+                for outbox in entry.members.values() {
+                    let _ = outbox.send(text.clone());
+                }
+            }
+        }
+        if let Some(entry) = lock(&self.rooms).get_mut(&room) {
+            entry.members.remove(&id);
+        }
+        writer.abort();
     }
-    writer.abort();
+}
+
+/// Feeds `texts` to `sink` without flushing; with `batch`, as few frames as the protocol's
+/// batching makes of them.
+async fn send_queued<S>(
+    sink: &mut S,
+    texts: impl Iterator<Item = Utf8Bytes>,
+    batch: bool,
+) -> Result<(), S::Error>
+where
+    S: Sink<Message> + Unpin,
+{
+    if !batch {
+        for text in texts {
+            sink.feed(Message::Text(text)).await?;
+        }
+        return Ok(());
+    }
+    let mut gathered = FrameBatch::new();
+    for text in texts {
+        if let Some(full) = gathered.add(text) {
+            sink.feed(Message::Text(full.into_text())).await?;
+        }
+    }
+    if let Some(rest) = gathered.take() {
+        sink.feed(Message::Text(rest.into_text())).await?;
+    }
+    Ok(())
 }

@@ -8,11 +8,13 @@
 mod error;
 mod json;
 mod limits;
-mod protocol;
 mod routes;
 mod server;
 mod wire;
 mod ws;
+
+#[cfg(test)]
+mod fuzz;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,10 +34,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use duet_protocol::SUBPROTOCOL;
 pub use error::ApiError;
-pub use protocol::SUBPROTOCOL;
-pub use wire::{REPLACED, ROOM_DELETED, Wire};
-pub use ws::{MessageRate, send_queued};
+pub use wire::Wire;
+pub use ws::MessageRate;
 
 /// Which browser origins may call the API.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -2,17 +2,16 @@
 //! operations members, bare text and pings for whole-buffer members, error codes for refusals
 //! and close codes for a closed place. The room decides; this module only writes it down.
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
+use std::borrow::Cow;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use duet_app::SubmitError;
 use duet_domain::CommittedOperation;
 use duet_live::{CloseReason, Encoder, Event, MemberId, Participant, Refusal, Start, Welcome};
-
-use crate::protocol::{self, ServerMessage, WireOperation};
-
-/// Close code for a room that no longer exists.
-pub const ROOM_DELETED: u16 = 4404;
-/// Close code for a connection replaced by a newer one with the same client id.
-pub const REPLACED: u16 = 4409;
+use duet_protocol::close::{
+    INTERNAL_ERROR, INVALID_PAYLOAD, POLICY_VIOLATION, REPLACED, ROOM_DELETED, TRY_AGAIN_LATER,
+};
+use duet_protocol::{ErrorCode, ServerMessage, WireOperation};
 
 /// Encodes what many members receive alike, once, as the text of a frame.
 #[derive(Clone, Copy, Debug, Default)]
@@ -22,15 +21,19 @@ impl Encoder for Wire {
     type Frame = Utf8Bytes;
 
     fn operation(&self, committed: &CommittedOperation) -> Utf8Bytes {
-        ServerMessage::Op(WireOperation::from(committed)).encode()
+        ServerMessage::Op(WireOperation::from(committed))
+            .encode()
+            .into()
     }
 
     fn ack(&self, seq: u64, revision: u64) -> Utf8Bytes {
-        ServerMessage::Ack { seq, revision }.encode()
+        ServerMessage::Ack { seq, revision }.encode().into()
     }
 
     fn presence(&self, participant: &Participant) -> Utf8Bytes {
-        ServerMessage::Presence(wire_participant(participant)).encode()
+        ServerMessage::Presence(wire_participant(participant))
+            .encode()
+            .into()
     }
 
     fn code(&self, code: String) -> Utf8Bytes {
@@ -38,18 +41,22 @@ impl Encoder for Wire {
     }
 }
 
-fn wire_participant(participant: &Participant) -> protocol::Participant<'_> {
-    protocol::Participant {
-        client_id: participant.client.as_str(),
-        name: &participant.name,
+fn wire_participant(participant: &Participant) -> duet_protocol::Participant<'_> {
+    duet_protocol::Participant {
+        client_id: Cow::Borrowed(participant.client.as_str()),
+        name: Cow::Borrowed(&participant.name),
         selection: participant.selection,
     }
+}
+
+fn text(message: &ServerMessage<'_>) -> Message {
+    Message::Text(message.encode().into())
 }
 
 /// The frames an event makes for `member`, in order.
 pub fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
     match event {
-        Event::Welcome(welcome) => vec![Message::Text(encode_welcome(&welcome))],
+        Event::Welcome(welcome) => vec![text(&welcome_message(&welcome))],
         Event::Code {
             revision,
             code,
@@ -68,9 +75,7 @@ pub fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
             .iter()
             .filter_map(|entry| entry.read_by(member).cloned().map(Message::Text))
             .collect(),
-        Event::Ack { seq, revision } => {
-            vec![Message::Text(ServerMessage::Ack { seq, revision }.encode())]
-        }
+        Event::Ack { seq, revision } => vec![text(&ServerMessage::Ack { seq, revision })],
         Event::Refused { seq, refusal } => vec![Message::Text(error(
             refusal_code(&refusal),
             refusal_message(&refusal),
@@ -78,29 +83,23 @@ pub fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
             None,
         ))],
         Event::Presence(batch) => batch.take().into_iter().map(Message::Text).collect(),
-        Event::Joined(participant) => vec![Message::Text(
-            ServerMessage::Joined(wire_participant(&participant)).encode(),
-        )],
-        Event::Left(client) => vec![Message::Text(
-            ServerMessage::Left {
-                client_id: client.as_str(),
-            }
-            .encode(),
-        )],
-        Event::Language(language) => vec![Message::Text(
-            ServerMessage::Language {
-                language: language.as_str(),
-            }
-            .encode(),
-        )],
+        Event::Joined(participant) => {
+            vec![text(&ServerMessage::Joined(wire_participant(&participant)))]
+        }
+        Event::Left(client) => vec![text(&ServerMessage::Left {
+            client_id: Cow::Borrowed(client.as_str()),
+        })],
+        Event::Language(language) => vec![text(&ServerMessage::Language {
+            language: Cow::Borrowed(language.as_str()),
+        })],
         Event::Closed(reason) => vec![closed(&reason)],
         Event::Reply(frame) => vec![Message::Text(frame)],
     }
 }
 
-fn encode_welcome(welcome: &Welcome) -> Utf8Bytes {
+fn welcome_message(welcome: &Welcome) -> ServerMessage<'_> {
     let (code, ops) = match &welcome.start {
-        Start::Code(code) => (Some(code.clone()), None),
+        Start::Code(code) => (Some(Cow::Borrowed(code.as_str())), None),
         Start::Missed(missed) => (
             None,
             Some(
@@ -112,24 +111,23 @@ fn encode_welcome(welcome: &Welcome) -> Utf8Bytes {
         ),
     };
     ServerMessage::Welcome {
-        client_id: welcome.client.as_str(),
-        resume_token: &welcome.resume_token,
+        client_id: Cow::Borrowed(welcome.client.as_str()),
+        resume_token: Cow::Borrowed(&welcome.resume_token),
         revision: welcome.revision,
-        language: welcome.language.as_str(),
+        language: Cow::Borrowed(welcome.language.as_str()),
         code,
         ops,
         participants: welcome.participants.iter().map(wire_participant).collect(),
     }
-    .encode()
 }
 
 /// The stable code of a refusal.
-fn refusal_code(refusal: &Refusal) -> &'static str {
+fn refusal_code(refusal: &Refusal) -> ErrorCode {
     match refusal {
         Refusal::Edit(error) => submit_error_code(error),
         Refusal::Presence(error) => revision_error_code(error),
-        Refusal::BadMessage(_) => "bad_message",
-        Refusal::Unavailable | Refusal::LanguageNotSaved => "unavailable",
+        Refusal::BadMessage(_) => ErrorCode::BadMessage,
+        Refusal::Unavailable | Refusal::LanguageNotSaved => ErrorCode::Unavailable,
     }
 }
 
@@ -143,40 +141,41 @@ fn refusal_message(refusal: &Refusal) -> String {
 }
 
 /// The stable code of a refused edit.
-fn submit_error_code(error: &SubmitError) -> &'static str {
+fn submit_error_code(error: &SubmitError) -> ErrorCode {
     match error {
-        SubmitError::InvalidOperation(_) => "invalid_op",
-        SubmitError::BadRevision { .. } => "bad_revision",
-        SubmitError::ResyncRequired { .. } => "resync_required",
-        SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => "bad_seq",
-        SubmitError::SeqReused { .. } => "seq_reused",
-        SubmitError::RoomTooLarge { .. } => "room_too_large",
+        SubmitError::InvalidOperation(_) => ErrorCode::InvalidOp,
+        SubmitError::BadRevision { .. } => ErrorCode::BadRevision,
+        SubmitError::ResyncRequired { .. } => ErrorCode::ResyncRequired,
+        SubmitError::StaleSeq { .. } | SubmitError::InvalidSeq { .. } => ErrorCode::BadSeq,
+        SubmitError::SeqReused { .. } => ErrorCode::SeqReused,
+        SubmitError::RoomTooLarge { .. } => ErrorCode::RoomTooLarge,
     }
 }
 
 /// The stable code of a revision a selection or a completion request named that the room
 /// cannot move from.
-pub fn revision_error_code(error: &SubmitError) -> &'static str {
+pub fn revision_error_code(error: &SubmitError) -> ErrorCode {
     match error {
-        SubmitError::ResyncRequired { .. } => "resync_required",
-        _ => "bad_revision",
+        SubmitError::ResyncRequired { .. } => ErrorCode::ResyncRequired,
+        _ => ErrorCode::BadRevision,
     }
 }
 
 /// An `error` message.
 pub fn error(
-    code: &str,
+    code: ErrorCode,
     message: String,
     seq: Option<u64>,
     id: Option<&serde_json::Value>,
 ) -> Utf8Bytes {
     ServerMessage::Error {
         code,
-        message,
+        message: message.into(),
         seq,
-        id,
+        id: id.map(Cow::Borrowed),
     }
     .encode()
+    .into()
 }
 
 /// The close frame for a place the room closed.
@@ -184,16 +183,16 @@ fn closed(reason: &CloseReason) -> Message {
     match reason {
         CloseReason::RoomDeleted => close(ROOM_DELETED, "the room was deleted"),
         CloseReason::Replaced => close(REPLACED, "replaced by a newer connection"),
-        CloseReason::TooManyBadMessages => close(close_code::POLICY, "too many bad messages"),
+        CloseReason::TooManyBadMessages => close(POLICY_VIOLATION, "too many bad messages"),
         CloseReason::Reloading => close(
-            close_code::AGAIN,
+            TRY_AGAIN_LATER,
             "the room is reloading; reconnect and resume",
         ),
         CloseReason::SaveFailed => close(
-            close_code::ERROR,
+            INTERNAL_ERROR,
             "the edit could not be saved; reconnect and resend",
         ),
-        CloseReason::InvalidEdit(reason) => close(close_code::INVALID, reason),
+        CloseReason::InvalidEdit(reason) => close(INVALID_PAYLOAD, reason),
     }
 }
 

@@ -2,23 +2,29 @@
 //! speaks it (docs/PROTOCOL.md); any other speaks the prototype's plain mode: every text frame
 //! is the whole buffer, merged with concurrent edits, and everyone receives the merged buffer.
 //!
-//! Close codes: 1001 the server is shutting down; 1003 a binary frame; 1007 (plain) code that
+//! Close codes (named in `duet_protocol::close`): 1001 the server is shutting down; 1003 a binary frame; 1007 (plain) code that
 //! cannot be stored; 1008 too many bad messages; 1009 a message over the size limit; 1011 an
 //! edit that could not be saved (plain); 1013 the room stopped; 4404 the room was deleted;
 //! 4409 replaced by a newer connection with the same client id. A client that falls too far
 //! behind, or stops answering pings, is disconnected without a close frame.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use duet_app::{Autocomplete, Change};
 use duet_domain::{Answered, ClientId, Language, RoomId};
 use duet_live::{Edit, Inbox, JoinRequest, MemberKind, Membership, RoomStopped, SnapshotError};
+use duet_protocol::batch::FrameBatch;
+use duet_protocol::close::{
+    GOING_AWAY, MESSAGE_TOO_BIG, POLICY_VIOLATION, TRY_AGAIN_LATER, UNSUPPORTED_DATA,
+};
+use duet_protocol::{ClientMessage, ErrorCode, SUBPROTOCOL, ServerMessage};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -27,7 +33,6 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
-use crate::protocol::{ClientMessage, SUBPROTOCOL, ServerMessage};
 use crate::wire;
 
 /// How long a close handshake may take before the connection is dropped anyway.
@@ -38,8 +43,6 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 /// The longest display name kept.
 const MAX_NAME: usize = 64;
-/// The most message bytes gathered into one batched frame.
-const BATCH_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -215,7 +218,7 @@ impl RateLimit {
         let since = *self.over_since.get_or_insert(now);
         if now.duration_since(since) >= self.rate.abuse_after {
             return Err(Ending::Close(
-                close_code::POLICY,
+                POLICY_VIOLATION,
                 format!(
                     "more than {} messages a second for too long",
                     self.rate.per_second
@@ -276,7 +279,7 @@ impl Connection {
                 Ending::Gone
             }
             () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => {
-                Ending::Close(close_code::AWAY, "the server is shutting down".into())
+                Ending::Close(GOING_AWAY, "the server is shutting down".into())
             }
         };
         drop(self.membership);
@@ -302,7 +305,7 @@ impl Connection {
                 Ok(Message::Text(text)) => text,
                 Ok(Message::Binary(_)) => {
                     return Ending::Close(
-                        close_code::UNSUPPORTED,
+                        UNSUPPORTED_DATA,
                         "binary frames are not supported: send text".into(),
                     );
                 }
@@ -335,14 +338,14 @@ impl Connection {
                 MemberKind::Operations => self.read_v1(text.as_str()).await,
             };
             if sent.is_err() {
-                return Ending::Close(close_code::AGAIN, "the room stopped; reconnect".into());
+                return Ending::Close(TRY_AGAIN_LATER, "the room stopped; reconnect".into());
             }
         }
         Ending::Gone
     }
 
     async fn read_v1(&self, text: &str) -> Result<(), RoomStopped> {
-        match serde_json::from_str::<ClientMessage>(text) {
+        match ClientMessage::decode(text) {
             Ok(ClientMessage::Op {
                 revision,
                 seq,
@@ -379,7 +382,7 @@ impl Connection {
             Ok(ClientMessage::Language { language }) => match Language::new(&language) {
                 Ok(language) => self.membership.change_language(language).await,
                 Err(error) => {
-                    self.answer_error("invalid_language", error.to_string(), None);
+                    self.answer_error(ErrorCode::InvalidLanguage, error.to_string(), None);
                     Ok(())
                 }
             },
@@ -426,19 +429,22 @@ impl Connection {
                 .await
             {
                 Ok(completion) => ServerMessage::Suggestion {
-                    id: &id,
-                    suggestion: &completion.suggestion,
-                    alternatives: &completion.alternatives,
+                    id: Cow::Borrowed(&id),
+                    suggestion: Cow::Borrowed(&completion.suggestion),
+                    alternatives: Cow::Borrowed(&completion.alternatives),
                 }
-                .encode(),
-                Err(error) => wire::error("invalid_cursor", error.to_string(), None, Some(&id)),
+                .encode()
+                .into(),
+                Err(error) => {
+                    wire::error(ErrorCode::InvalidCursor, error.to_string(), None, Some(&id))
+                }
             };
             replies.send(frame);
         });
         Ok(())
     }
 
-    fn answer_error(&self, code: &str, message: String, id: Option<&serde_json::Value>) {
+    fn answer_error(&self, code: ErrorCode, message: String, id: Option<&serde_json::Value>) {
         self.membership
             .replies()
             .send(wire::error(code, message, None, id));
@@ -456,7 +462,7 @@ impl Connection {
 
     fn too_large(&self) -> Ending {
         Ending::Close(
-            close_code::SIZE,
+            MESSAGE_TOO_BIG,
             format!("messages may be at most {} bytes", self.limit),
         )
     }
@@ -530,17 +536,17 @@ pub async fn send_queued<S>(
 where
     S: futures_util::Sink<Message> + Unpin,
 {
-    let mut gathered = FrameBatch::default();
+    let mut gathered = FrameBatch::<Utf8Bytes>::new();
     for frame in frames {
         match frame {
             Message::Text(text) if batch => {
                 if let Some(full) = gathered.add(text) {
-                    sink.feed(full).await?;
+                    sink.feed(Message::Text(full.into_text())).await?;
                 }
             }
             other => {
                 if let Some(run) = gathered.take() {
-                    sink.feed(run).await?;
+                    sink.feed(Message::Text(run.into_text())).await?;
                 }
                 let closing = matches!(other, Message::Close(_));
                 sink.feed(other).await?;
@@ -551,53 +557,9 @@ where
         }
     }
     if let Some(run) = gathered.take() {
-        sink.feed(run).await?;
+        sink.feed(Message::Text(run.into_text())).await?;
     }
     Ok(false)
-}
-
-/// Messages gathered for one frame, for a client that reads batches: one message is sent as
-/// it is, several as a JSON array of them (at most 64 KiB of messages per frame).
-#[derive(Default)]
-struct FrameBatch {
-    messages: Vec<Utf8Bytes>,
-    bytes: usize,
-}
-
-impl FrameBatch {
-    /// Adds a message; returns the frame of those before it when this one would make the
-    /// frame too large.
-    fn add(&mut self, message: Utf8Bytes) -> Option<Message> {
-        let full = if self.bytes + message.len() > BATCH_BYTES {
-            self.take()
-        } else {
-            None
-        };
-        self.bytes += message.len() + 1;
-        self.messages.push(message);
-        full
-    }
-
-    /// The frame for the messages gathered, if any.
-    fn take(&mut self) -> Option<Message> {
-        let bytes = std::mem::take(&mut self.bytes);
-        match self.messages.len() {
-            0 => None,
-            1 => self.messages.pop().map(Message::Text),
-            _ => {
-                let mut array = String::with_capacity(bytes + 2);
-                array.push('[');
-                for (index, message) in self.messages.drain(..).enumerate() {
-                    if index > 0 {
-                        array.push(',');
-                    }
-                    array.push_str(message.as_str());
-                }
-                array.push(']');
-                Some(Message::Text(array.into()))
-            }
-        }
-    }
 }
 
 /// Sends a close frame and waits, briefly, for the client's answer, so that the frame is read
@@ -631,39 +593,6 @@ async fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(frame: Option<Message>) -> String {
-        match frame {
-            Some(Message::Text(text)) => text.as_str().to_owned(),
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn one_message_goes_alone_and_several_go_as_an_array_in_order() {
-        let mut batch = FrameBatch::default();
-        assert!(batch.take().is_none());
-        assert!(
-            batch
-                .add(r#"{"type":"ack","seq":1,"revision":1}"#.into())
-                .is_none()
-        );
-        assert_eq!(text(batch.take()), r#"{"type":"ack","seq":1,"revision":1}"#);
-        for revision in 2..5 {
-            let message = format!(r#"{{"type":"op","revision":{revision}}}"#);
-            assert!(batch.add(message.into()).is_none());
-        }
-        let array: serde_json::Value = serde_json::from_str(&text(batch.take())).unwrap();
-        assert_eq!(
-            array,
-            serde_json::json!([
-                {"type": "op", "revision": 2},
-                {"type": "op", "revision": 3},
-                {"type": "op", "revision": 4}
-            ])
-        );
-        assert!(batch.take().is_none(), "taking empties the batch");
-    }
 
     /// A sink that keeps what it is fed.
     #[derive(Default)]
@@ -735,21 +664,5 @@ mod tests {
             .into_iter();
         assert_eq!(send_queued(&mut open, texts, true).await, Ok(false));
         assert_eq!(open.0, [Message::Text("[3,4]".into())]);
-    }
-
-    #[test]
-    fn a_batch_that_would_grow_past_its_limit_is_handed_back_first() {
-        let mut batch = FrameBatch::default();
-        let large = format!(r#""{}""#, "x".repeat(BATCH_BYTES / 2));
-        assert!(batch.add(large.clone().into()).is_none());
-        // The second would take the frame past the limit: the first goes out alone.
-        assert_eq!(text(batch.add(large.clone().into())), large);
-        assert!(batch.add("1".into()).is_none());
-        let rest: serde_json::Value = serde_json::from_str(&text(batch.take())).unwrap();
-        assert_eq!(rest.as_array().map(Vec::len), Some(2));
-        // A message larger than the limit still goes, alone.
-        let huge = format!(r#""{}""#, "y".repeat(BATCH_BYTES * 2));
-        assert!(batch.add(huge.clone().into()).is_none());
-        assert_eq!(text(batch.take()), huge);
     }
 }

@@ -18,6 +18,7 @@ fn options(url: String) -> Options {
         trace: None,
         batch: true,
         room: None,
+        create_rooms: true,
         check_convergence: true,
         progress: false,
     }
@@ -48,6 +49,7 @@ async fn the_baseline_relay_carries_the_same_load() {
     let relay = relay::start().await.expect("the relay starts");
     let mut options = options(relay.url.clone());
     options.check_convergence = false;
+    options.create_rooms = false;
     let report = duet_loadgen::run(&options).await.expect("the load runs");
     assert!(report.edits_acked > 100, "{}", report.table("relay"));
     assert_eq!(report.errors, 0, "{}", report.table("relay"));
