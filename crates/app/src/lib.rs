@@ -15,8 +15,8 @@ mod rooms;
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
-pub use live::{Change, LiveRoom, Outcome, PlainFrame, Submission, SubmitError, lock_plain};
-pub use resume::ResumeTokens;
-pub use rooms::{
-    ApplyEditError, CreateRoomError, GetRoomError, Identity, LiveSettings, NewRoom, Rooms,
+pub use live::{
+    Change, LiveRoom, LiveSettings, Outcome, PlainFrame, Submission, SubmitError, lock_plain,
 };
+pub use resume::ResumeTokens;
+pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, Identity, NewRoom, Rooms};

@@ -1,12 +1,16 @@
 //! A room loaded for editing: its document, the recent history of committed operations, and
 //! the last sequence number seen from each client. One writer owns it at a time.
+//!
+//! The live room keeps these consistent itself: it applies a submission to all of them at once,
+//! and rolls a batch back to a checkpoint when the store did not take it. `Rooms` decides, with
+//! the store, what to apply and whether it stands.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use duet_domain::{
-    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection,
-    Step, TextOperation,
+    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, RoomId,
+    Selection, Step, TextOperation,
 };
 
 /// A change a client asks for: an operation, a whole buffer to diff against a revision it
@@ -121,16 +125,43 @@ pub enum Outcome {
     Rejected(SubmitError),
 }
 
-pub(crate) struct HistoryEntry {
-    pub(crate) committed: Arc<CommittedOperation>,
+/// How much of a live room is kept, and how often its snapshot is refreshed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// How many recent operations are kept in memory to transform late edits and resume
+    /// clients; a client further behind must resynchronise.
+    pub history: usize,
+    /// How many operations may follow the stored snapshot before it is refreshed.
+    pub snapshot_every: u64,
+    /// How much text (bytes inserted and deleted) the kept history may hold: large pastes
+    /// shorten it, so a room's memory stays bounded.
+    pub history_bytes: usize,
+    /// The longest text a room may hold, in UTF-16 code units; an edit that would make it
+    /// longer is refused (`room_too_large`) and changes nothing.
+    pub max_room_units: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            history: 1000,
+            snapshot_every: 200,
+            history_bytes: 64 * 1024 * 1024,
+            max_room_units: 4 * 1024 * 1024,
+        }
+    }
+}
+
+struct HistoryEntry {
+    committed: Arc<CommittedOperation>,
     /// Undoes the operation on the document it was applied to.
-    pub(crate) inverse: TextOperation,
+    inverse: TextOperation,
 }
 
 impl HistoryEntry {
     /// The text this entry holds (what the operation inserts and what its inverse puts
     /// back), in bytes: what keeping it costs.
-    pub(crate) fn weight(&self) -> usize {
+    fn weight(&self) -> usize {
         [&self.committed.operation, &self.inverse]
             .into_iter()
             .flat_map(TextOperation::components)
@@ -142,32 +173,116 @@ impl HistoryEntry {
     }
 }
 
-/// Drops the oldest entries until at most `operations` remain holding at most `bytes` of
-/// text (the newest is kept whatever its size).
-pub(crate) fn trim_history(history: &mut VecDeque<HistoryEntry>, operations: usize, bytes: usize) {
-    let mut held: usize = history.iter().map(HistoryEntry::weight).sum();
-    while history.len() > operations || (held > bytes && history.len() > 1) {
-        let Some(oldest) = history.pop_front() else {
-            break;
-        };
-        held = held.saturating_sub(oldest.weight());
-    }
+/// Why an operation read back from a room's log cannot follow the ones before it; the text is
+/// what the log's quarantine records as the reason.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unreplayable {
+    #[error("follows revision {0} out of order")]
+    OutOfOrder(u64),
+    #[error("does not apply: {0}")]
+    DoesNotApply(#[from] OperationError),
+}
+
+/// What a batch of submissions changed in a live room, from [`LiveRoom::checkpoint`] on: the
+/// room goes back to it with [`LiveRoom::rollback`] when the batch is not stored, or keeps the
+/// changes with [`LiveRoom::committed`].
+pub(crate) struct Checkpoint {
+    document: Document,
+    /// The history's length: entries are only appended until the checkpoint is settled.
+    history: usize,
+    /// What the batch changed outside the document and history, in order.
+    undo: Vec<Undo>,
+}
+
+/// One change outside the document and history, with what it replaced.
+enum Undo {
+    /// A client's last sequence number before the batch.
+    Seq(ClientId, Option<u64>),
+    /// A plain connection's state before the batch.
+    Plain(Arc<Mutex<PlainMember>>, Box<PlainMember>),
 }
 
 /// The live state of a room.
 pub struct LiveRoom {
     /// The room's details and the revision of its stored snapshot; its code is left empty,
     /// the document holding the text once.
-    pub(crate) room: Room,
-    pub(crate) document: Document,
-    pub(crate) history: VecDeque<HistoryEntry>,
-    pub(crate) last_seq: HashMap<ClientId, u64>,
+    room: Room,
+    document: Document,
+    history: VecDeque<HistoryEntry>,
+    last_seq: HashMap<ClientId, u64>,
     /// Every client id given to a connection since the room was loaded: an id that was handed
     /// out belongs to whoever holds its token, edited or not.
-    pub(crate) issued: std::collections::HashSet<ClientId>,
+    issued: HashSet<ClientId>,
 }
 
 impl LiveRoom {
+    /// A room loaded from its stored snapshot and the operations logged after it, the newest
+    /// of which are kept as history. When one of them cannot follow the ones before it, the
+    /// room stops at its last good state, and that operation's revision is returned with why.
+    pub(crate) fn load(
+        mut room: Room,
+        operations: Vec<CommittedOperation>,
+        settings: &LiveSettings,
+    ) -> (Self, Option<(u64, Unreplayable)>) {
+        // The document holds the text; the live room keeps only the details.
+        let document = Document::new(&room.take_code(), room.revision());
+        let mut live = Self {
+            room,
+            document,
+            history: VecDeque::new(),
+            last_seq: HashMap::new(),
+            issued: HashSet::new(),
+        };
+        let mut damaged = None;
+        for committed in operations {
+            let revision = committed.revision;
+            if let Err(reason) = live.replay(committed) {
+                damaged = Some((revision, reason));
+                break;
+            }
+            if live.history.len() > settings.history {
+                live.history.pop_front();
+            }
+        }
+        live.trim_history(settings);
+        (live, damaged)
+    }
+
+    /// Applies an operation read back from the log after the document's revision.
+    fn replay(&mut self, committed: CommittedOperation) -> Result<(), Unreplayable> {
+        // Checked: the revisions come from the store, which may be damaged.
+        if self.document.revision().checked_add(1) != Some(committed.revision) {
+            return Err(Unreplayable::OutOfOrder(self.document.revision()));
+        }
+        let inverse = self.document.invert(&committed.operation)?;
+        self.document.apply(&committed.operation)?;
+        self.history.push_back(HistoryEntry {
+            committed: Arc::new(committed),
+            inverse,
+        });
+        Ok(())
+    }
+
+    /// Drops the oldest entries until at most `settings.history` remain holding at most
+    /// `settings.history_bytes` of text (the newest is kept whatever its size).
+    fn trim_history(&mut self, settings: &LiveSettings) {
+        let history = &mut self.history;
+        let mut held: usize = history.iter().map(HistoryEntry::weight).sum();
+        while history.len() > settings.history
+            || (held > settings.history_bytes && history.len() > 1)
+        {
+            let Some(oldest) = history.pop_front() else {
+                break;
+            };
+            held = held.saturating_sub(oldest.weight());
+        }
+    }
+
+    /// The room's id.
+    pub(crate) const fn id(&self) -> RoomId {
+        self.room.id()
+    }
+
     /// The room's details, with its live code and revision.
     #[must_use]
     pub fn room(&self) -> Room {
@@ -215,7 +330,7 @@ impl LiveRoom {
         )
     }
 
-    pub(crate) fn entries_since(&self, revision: u64) -> impl Iterator<Item = &HistoryEntry> {
+    fn entries_since(&self, revision: u64) -> impl Iterator<Item = &HistoryEntry> {
         let skip =
             usize::try_from(revision.saturating_sub(self.oldest_revision())).unwrap_or(usize::MAX);
         self.history.iter().skip(skip)
@@ -240,7 +355,7 @@ impl LiveRoom {
         Ok(moved.clamp(self.document.len_utf16()))
     }
 
-    pub(crate) fn check_base(&self, base: u64) -> Result<(), SubmitError> {
+    fn check_base(&self, base: u64) -> Result<(), SubmitError> {
         let current = self.document.revision();
         if base > current {
             return Err(SubmitError::BadRevision { base, current });
@@ -300,7 +415,7 @@ impl LiveRoom {
     }
 
     /// Turns a submission into an operation on the current document.
-    pub(crate) fn rebase(&self, submission: &Submission) -> Result<TextOperation, SubmitError> {
+    fn rebase(&self, submission: &Submission) -> Result<TextOperation, SubmitError> {
         self.check_base(submission.base)?;
         let mut operation = match &submission.change {
             Change::Operation(operation) => operation.clone(),
@@ -321,7 +436,7 @@ impl LiveRoom {
 
     /// The history from `revision` on, as a plain merge reads it, `client`'s own operations
     /// marked.
-    pub(crate) fn steps_since(&self, revision: u64, client: &ClientId) -> Vec<Step<'_>> {
+    fn steps_since(&self, revision: u64, client: &ClientId) -> Vec<Step<'_>> {
         self.entries_since(revision)
             .map(|entry| Step {
                 operation: &entry.committed.operation,
@@ -345,6 +460,153 @@ impl LiveRoom {
                 revision: entry.committed.revision,
                 digest: entry.committed.submission_digest,
             })
+    }
+
+    /// The room as it is now, to go back to if the submissions applied next are not stored.
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            document: self.document.clone(),
+            history: self.history.len(),
+            undo: Vec::new(),
+        }
+    }
+
+    /// Applies one submission as of `now`: transforms it (or, for a plain client's frame,
+    /// merges it) onto the document, applies it, appends it to the history and notes its
+    /// sequence number, recording in `checkpoint` what it replaced.
+    ///
+    /// # Errors
+    /// [`SubmitError`] when the submission is refused: it does not apply, its base is not in
+    /// the history, or it would make the room longer than `max_room_units`. The room and
+    /// `checkpoint` are unchanged then.
+    pub(crate) fn apply(
+        &mut self,
+        submission: &Submission,
+        now: chrono::DateTime<chrono::Utc>,
+        max_room_units: usize,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<Arc<CommittedOperation>, SubmitError> {
+        // A plain frame's base is inferred now, against the room as this batch has left it,
+        // so that two frames of one connection in a batch read each other.
+        let (operation, plain) = match &submission.change {
+            Change::Buffer(frame) => {
+                let member = lock_plain(&frame.member);
+                let oldest = member
+                    .oldest_revision()
+                    .unwrap_or_else(|| self.document.revision());
+                let steps = self.steps_since(oldest, &submission.client);
+                let edit = member.merge(&self.document, &steps, &frame.text, frame.answered)?;
+                (edit.operation.clone(), Some((frame, edit)))
+            }
+            _ => (self.rebase(submission)?, None),
+        };
+        // A room over the limit (made before it, or with a lower one) may still shrink.
+        if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
+        {
+            return Err(SubmitError::RoomTooLarge {
+                limit: max_room_units,
+            });
+        }
+        let inverse = self.document.invert(&operation)?;
+        self.document.apply(&operation)?;
+        let plain_before = plain.map(|(frame, edit)| {
+            let mut member = lock_plain(&frame.member);
+            let before = member.clone();
+            member.applied(edit, self.document.revision());
+            (Arc::clone(&frame.member), before)
+        });
+        let committed = Arc::new(CommittedOperation {
+            revision: self.document.revision(),
+            client: submission.client.clone(),
+            seq: submission.seq,
+            operation,
+            committed_at: now,
+            submission_digest: Some(submission.digest()),
+        });
+        self.history.push_back(HistoryEntry {
+            committed: Arc::clone(&committed),
+            inverse,
+        });
+        let previous = self
+            .last_seq
+            .insert(submission.client.clone(), submission.seq);
+        checkpoint
+            .undo
+            .push(Undo::Seq(submission.client.clone(), previous));
+        if let Some((member, before)) = plain_before {
+            checkpoint.undo.push(Undo::Plain(member, Box::new(before)));
+        }
+        Ok(committed)
+    }
+
+    /// Undoes everything applied since `checkpoint` was taken: the document, the history,
+    /// the sequence numbers and the plain connections' states are as they were then. The
+    /// history must not have been trimmed since ([`LiveRoom::committed`] ends a checkpoint).
+    pub(crate) fn rollback(&mut self, checkpoint: Checkpoint) {
+        self.document = checkpoint.document;
+        self.history.truncate(checkpoint.history);
+        for step in checkpoint.undo.into_iter().rev() {
+            match step {
+                Undo::Seq(client, Some(seq)) => {
+                    self.last_seq.insert(client, seq);
+                }
+                Undo::Seq(client, None) => {
+                    self.last_seq.remove(&client);
+                }
+                Undo::Plain(member, before) => *lock_plain(&member) = *before,
+            }
+        }
+    }
+
+    /// The room to store as its new snapshot, as of `now`, when `every` operations or more
+    /// follow the stored one.
+    pub(crate) fn snapshot_due(
+        &self,
+        every: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Room> {
+        (self.document.revision() - self.room.revision() >= every).then(|| {
+            let mut room = self.room.clone();
+            room.advance(&self.document, now);
+            room
+        })
+    }
+
+    /// Keeps what was applied since the last checkpoint, now stored (with `snapshot` when one
+    /// was stored with it), and trims the history to what `settings` keep.
+    pub(crate) fn committed(&mut self, snapshot: Option<Room>, settings: &LiveSettings) {
+        if let Some(snapshot) = snapshot {
+            self.snapshot_stored(snapshot);
+        }
+        self.trim_history(settings);
+    }
+
+    /// Records that `room`, the room's details at its live revision, was stored as its
+    /// snapshot; its code is dropped, the document holding the text.
+    pub(crate) fn snapshot_stored(&mut self, mut room: Room) {
+        room.take_code();
+        self.room = room;
+    }
+
+    /// Whether operations were committed after the stored snapshot.
+    pub(crate) fn ahead_of_snapshot(&self) -> bool {
+        self.document.revision() != self.room.revision()
+    }
+
+    /// The last sequence number this room knows `client` committed.
+    pub(crate) fn last_seq(&self, client: &ClientId) -> Option<u64> {
+        self.last_seq.get(client).copied()
+    }
+
+    /// Notes `latest`, read from the store, as `client`'s last sequence number, unless the
+    /// room already knows one.
+    pub(crate) fn seed_seq(&mut self, client: &ClientId, latest: u64) {
+        self.last_seq.entry(client.clone()).or_insert(latest);
+    }
+
+    /// Notes that `client` was given to a connection: it is known from now on.
+    pub(crate) fn issue(&mut self, client: ClientId) {
+        self.issued.insert(client);
     }
 
     /// Whether `client` has edited this room since it was loaded, or is known by it.
