@@ -615,3 +615,313 @@ impl LiveRoom {
         self.last_seq.contains_key(client) || self.issued.contains(client)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Clock;
+    use crate::testing::FixedClock;
+    use duet_domain::{Language, RoomId};
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        FixedClock::default().now()
+    }
+
+    fn client(name: &str) -> ClientId {
+        ClientId::new(name).expect("valid client id")
+    }
+
+    fn op(client_name: &str, seq: u64, base: u64, operation: TextOperation) -> Submission {
+        Submission {
+            client: client(client_name),
+            seq,
+            base,
+            change: Change::Operation(operation),
+        }
+    }
+
+    fn live_with(code: &str) -> LiveRoom {
+        let room =
+            Room::new(RoomId::generate(), Language::default(), code.into(), now()).expect("valid");
+        LiveRoom::load(room, Vec::new(), &LiveSettings::default()).0
+    }
+
+    /// Applies `submission` and keeps it, as a stored batch of one.
+    fn commit(live: &mut LiveRoom, submission: &Submission) -> Arc<CommittedOperation> {
+        let mut checkpoint = live.checkpoint();
+        let committed = live
+            .apply(submission, now(), usize::MAX, &mut checkpoint)
+            .expect("applies");
+        live.committed(None, &LiveSettings::default());
+        committed
+    }
+
+    /// Everything a live room holds, to compare two of its states.
+    #[derive(Debug, PartialEq)]
+    struct State {
+        room: Room,
+        text: String,
+        revision: u64,
+        history: Vec<(Arc<CommittedOperation>, TextOperation)>,
+        last_seq: HashMap<ClientId, u64>,
+        issued: HashSet<ClientId>,
+    }
+
+    fn state(live: &LiveRoom) -> State {
+        State {
+            room: live.room.clone(),
+            text: live.document.text(),
+            revision: live.document.revision(),
+            history: live
+                .history
+                .iter()
+                .map(|entry| (Arc::clone(&entry.committed), entry.inverse.clone()))
+                .collect(),
+            last_seq: live.last_seq.clone(),
+            issued: live.issued.clone(),
+        }
+    }
+
+    /// A plain member's whole state: it has no `PartialEq`, and its `Debug` shows every field.
+    fn plain_state(member: &Mutex<PlainMember>) -> String {
+        format!("{:?}", *lock_plain(member))
+    }
+
+    fn plain_frame(member: &Arc<Mutex<PlainMember>>, text: &str) -> Change {
+        Change::Buffer(PlainFrame {
+            text: text.into(),
+            answered: Answered::default(),
+            member: Arc::clone(member),
+        })
+    }
+
+    #[test]
+    fn applying_then_rolling_back_restores_the_room_exactly() {
+        let mut live = live_with("abc");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+        );
+        live.seed_seq(&client("bob"), 7);
+        live.issue(client("carol"));
+        let member = Arc::new(Mutex::new(PlainMember::joined(1)));
+        let before = state(&live);
+        let member_before = plain_state(&member);
+
+        let mut checkpoint = live.checkpoint();
+        let batch = [
+            op("alice", 2, 1, TextOperation::new().insert("<").retain(4)),
+            op("bob", 8, 0, TextOperation::new().retain(3).insert("!")),
+            Submission {
+                client: client("dave"),
+                seq: 1,
+                base: 1,
+                change: Change::Code("abcd?".into()),
+            },
+            Submission {
+                client: client("carol"),
+                seq: 1,
+                base: 0,
+                change: plain_frame(&member, "Xabcd"),
+            },
+        ];
+        for submission in &batch {
+            live.apply(submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+        }
+        // Bob's "!", made before alice's "d" at the same place, arrived later and goes first.
+        assert_eq!(live.document().text(), "X<abc!d?");
+        assert_eq!(
+            [
+                client("alice"),
+                client("bob"),
+                client("carol"),
+                client("dave")
+            ]
+            .map(|client| live.last_seq(&client)),
+            [Some(2), Some(8), Some(1), Some(1)]
+        );
+        assert_ne!(plain_state(&member), member_before);
+
+        live.rollback(checkpoint);
+        assert_eq!(state(&live), before);
+        assert_eq!(plain_state(&member), member_before);
+        assert!(!live.knows_client(&client("dave")));
+        assert_eq!(live.last_seq(&client("bob")), Some(7));
+    }
+
+    #[test]
+    fn a_checkpoint_with_nothing_applied_rolls_back_to_the_same_state() {
+        let mut live = live_with("abc");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+        );
+        let before = state(&live);
+        let checkpoint = live.checkpoint();
+        live.rollback(checkpoint);
+        assert_eq!(state(&live), before);
+    }
+
+    #[test]
+    fn a_refused_submission_changes_nothing_and_records_nothing() {
+        let mut live = live_with("abc");
+        let before = state(&live);
+        let mut checkpoint = live.checkpoint();
+        let refusals = [
+            (
+                op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+                3,
+            ),
+            (
+                op("alice", 1, 5, TextOperation::new().retain(3)),
+                usize::MAX,
+            ),
+            (
+                op("alice", 1, 0, TextOperation::new().retain(4)),
+                usize::MAX,
+            ),
+        ];
+        for (submission, max_room_units) in &refusals {
+            assert!(
+                live.apply(submission, now(), *max_room_units, &mut checkpoint)
+                    .is_err()
+            );
+        }
+        assert_eq!(state(&live), before);
+        assert!(checkpoint.undo.is_empty());
+        // A room already over the limit may still shrink.
+        let shrink = op("alice", 1, 0, TextOperation::new().delete(1).retain(2));
+        assert!(live.apply(&shrink, now(), 1, &mut checkpoint).is_ok());
+    }
+
+    #[test]
+    fn committing_keeps_the_snapshot_without_its_code_and_trims_the_history() {
+        let mut live = live_with("");
+        let settings = LiveSettings {
+            history: 2,
+            ..LiveSettings::default()
+        };
+        let mut checkpoint = live.checkpoint();
+        for seq in 1..=3 {
+            let at = usize::try_from(seq - 1).unwrap_or(0);
+            let submission = op(
+                "alice",
+                seq,
+                seq - 1,
+                TextOperation::new().retain(at).insert("x"),
+            );
+            live.apply(&submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+        }
+        assert!(live.snapshot_due(4, now()).is_none());
+        let snapshot = live.snapshot_due(3, now());
+        assert_eq!(
+            snapshot.as_ref().map(|room| (room.code(), room.revision())),
+            Some(("xxx", 3))
+        );
+        assert!(live.ahead_of_snapshot());
+        live.committed(snapshot, &settings);
+        assert!(!live.ahead_of_snapshot());
+        assert_eq!((live.room.code(), live.room.revision()), ("", 3));
+        assert_eq!(live.room().code(), "xxx");
+        assert_eq!(live.oldest_revision(), 1);
+    }
+
+    #[test]
+    fn a_sequence_number_from_the_store_never_lowers_a_known_one() {
+        let mut live = live_with("");
+        let alice = client("alice");
+        live.seed_seq(&alice, 5);
+        assert_eq!(live.last_seq(&alice), Some(5));
+        commit(
+            &mut live,
+            &op("alice", 6, 0, TextOperation::new().insert("a")),
+        );
+        live.seed_seq(&alice, 3);
+        assert_eq!(live.last_seq(&alice), Some(6));
+        assert!(live.knows_client(&alice));
+    }
+
+    #[test]
+    fn loading_stops_at_the_first_logged_operation_that_cannot_follow() {
+        let logged = |revision, operation| CommittedOperation {
+            revision,
+            client: client("alice"),
+            seq: revision,
+            operation,
+            committed_at: now(),
+            submission_digest: None,
+        };
+        let room = || Room::new(RoomId::generate(), Language::default(), "ab".into(), now());
+        let (live, damaged) = LiveRoom::load(
+            room().expect("valid"),
+            vec![
+                logged(1, TextOperation::new().retain(2).insert("c")),
+                logged(3, TextOperation::new().retain(3).insert("d")),
+                logged(4, TextOperation::new().retain(4).insert("e")),
+            ],
+            &LiveSettings::default(),
+        );
+        assert_eq!(live.document().text(), "abc");
+        assert_eq!(
+            damaged.map(|(revision, reason)| (revision, reason.to_string())),
+            Some((3, "follows revision 1 out of order".to_owned()))
+        );
+        let (live, damaged) = LiveRoom::load(
+            room().expect("valid"),
+            vec![logged(1, TextOperation::new().retain(9))],
+            &LiveSettings::default(),
+        );
+        assert_eq!(
+            (live.document().text(), live.oldest_revision()),
+            ("ab".to_owned(), 0)
+        );
+        assert!(
+            matches!(damaged, Some((1, Unreplayable::DoesNotApply(_)))),
+            "{damaged:?}"
+        );
+    }
+
+    #[test]
+    fn selections_follow_the_edits_since_their_revision() {
+        let mut live = live_with("abcdef");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().insert("12").retain(6)),
+        );
+        let moved = live
+            .transform_selection(Selection { anchor: 1, head: 3 }, 0)
+            .expect("in history");
+        assert_eq!(moved, Selection { anchor: 3, head: 5 });
+        assert!(live.transform_selection(Selection::cursor(0), 9).is_err());
+    }
+
+    #[test]
+    fn old_texts_are_rebuilt_from_the_history() {
+        let mut live = live_with("");
+        for (seq, text) in ["a", "b", "c"].iter().enumerate() {
+            let seq = seq as u64;
+            commit(
+                &mut live,
+                &op(
+                    "alice",
+                    seq + 1,
+                    seq,
+                    TextOperation::new()
+                        .retain(usize::try_from(seq).unwrap_or(0))
+                        .insert(text),
+                ),
+            );
+        }
+        assert_eq!(live.text_at(1).expect("in history"), "a");
+        assert_eq!(
+            live.texts_at(&[0, 2, 3, 9]),
+            [
+                (3, "abc".to_owned()),
+                (2, "ab".to_owned()),
+                (0, String::new())
+            ]
+        );
+    }
+}

@@ -429,7 +429,7 @@ mod tests {
     use crate::live::Change;
     use crate::ports::MockRoomRepository;
     use crate::testing::{FixedClock, InMemoryRoomRepository};
-    use duet_domain::{ClientId, CommittedOperation, Selection, TextOperation};
+    use duet_domain::{ClientId, CommittedOperation, TextOperation};
 
     fn rooms_over(repository: Arc<InMemoryRoomRepository>, settings: LiveSettings) -> Rooms {
         Rooms::with_settings(repository, Arc::new(FixedClock::default()), settings)
@@ -776,61 +776,6 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(live.document().revision(), 0);
-    }
-
-    #[tokio::test]
-    async fn selections_follow_the_edits_since_their_revision() {
-        let rooms = rooms_over(Arc::default(), LiveSettings::default());
-        let mut live = room_with(&rooms, "abcdef").await;
-        rooms
-            .commit(
-                &mut live,
-                vec![op(
-                    "alice",
-                    1,
-                    0,
-                    TextOperation::new().insert("12").retain(6),
-                )],
-            )
-            .await
-            .expect("committed");
-        let moved = live
-            .transform_selection(Selection { anchor: 1, head: 3 }, 0)
-            .expect("in history");
-        assert_eq!(moved, Selection { anchor: 3, head: 5 });
-        assert!(live.transform_selection(Selection::cursor(0), 9).is_err());
-    }
-
-    #[tokio::test]
-    async fn old_texts_are_rebuilt_from_the_history() {
-        let rooms = rooms_over(Arc::default(), LiveSettings::default());
-        let mut live = room_with(&rooms, "").await;
-        for (seq, text) in ["a", "b", "c"].iter().enumerate() {
-            let seq = seq as u64;
-            rooms
-                .commit(
-                    &mut live,
-                    vec![op(
-                        "alice",
-                        seq + 1,
-                        seq,
-                        TextOperation::new()
-                            .retain(usize::try_from(seq).unwrap_or(0))
-                            .insert(text),
-                    )],
-                )
-                .await
-                .expect("committed");
-        }
-        assert_eq!(live.text_at(1).expect("in history"), "a");
-        assert_eq!(
-            live.texts_at(&[0, 2, 3, 9]),
-            [
-                (3, "abc".to_owned()),
-                (2, "ab".to_owned()),
-                (0, String::new())
-            ]
-        );
     }
 
     #[tokio::test]
