@@ -188,8 +188,10 @@ pub(crate) enum Unreplayable {
 /// changes with [`LiveRoom::committed`].
 pub(crate) struct Checkpoint {
     document: Document,
-    /// The history's length: entries are only appended until the checkpoint is settled.
+    /// The history's length and weight: entries are only appended until the checkpoint is
+    /// settled.
     history: usize,
+    held: usize,
     /// What the batch changed outside the document and history, in order.
     undo: Vec<Undo>,
 }
@@ -209,6 +211,9 @@ pub struct LiveRoom {
     room: Room,
     document: Document,
     history: VecDeque<HistoryEntry>,
+    /// The text the history holds, in bytes: the sum of its entries' weights, kept as entries
+    /// come and go, so that trimming after a commit does not weigh the whole history again.
+    held: usize,
     last_seq: HashMap<ClientId, u64>,
     /// Every client id given to a connection since the room was loaded: an id that was handed
     /// out belongs to whoever holds its token, edited or not.
@@ -230,6 +235,7 @@ impl LiveRoom {
             room,
             document,
             history: VecDeque::new(),
+            held: 0,
             last_seq: HashMap::new(),
             issued: HashSet::new(),
         };
@@ -241,7 +247,7 @@ impl LiveRoom {
                 break;
             }
             if live.history.len() > settings.history {
-                live.history.pop_front();
+                live.forget_oldest();
             }
         }
         live.trim_history(settings);
@@ -256,25 +262,36 @@ impl LiveRoom {
         }
         let inverse = self.document.invert(&committed.operation)?;
         self.document.apply(&committed.operation)?;
-        self.history.push_back(HistoryEntry {
+        self.remember(HistoryEntry {
             committed: Arc::new(committed),
             inverse,
         });
         Ok(())
     }
 
+    fn remember(&mut self, entry: HistoryEntry) {
+        self.held = self.held.saturating_add(entry.weight());
+        self.history.push_back(entry);
+    }
+
+    /// Drops the oldest history entry; false when there is none.
+    fn forget_oldest(&mut self) -> bool {
+        let Some(oldest) = self.history.pop_front() else {
+            return false;
+        };
+        self.held = self.held.saturating_sub(oldest.weight());
+        true
+    }
+
     /// Drops the oldest entries until at most `settings.history` remain holding at most
     /// `settings.history_bytes` of text (the newest is kept whatever its size).
     fn trim_history(&mut self, settings: &LiveSettings) {
-        let history = &mut self.history;
-        let mut held: usize = history.iter().map(HistoryEntry::weight).sum();
-        while history.len() > settings.history
-            || (held > settings.history_bytes && history.len() > 1)
+        while self.history.len() > settings.history
+            || (self.held > settings.history_bytes && self.history.len() > 1)
         {
-            let Some(oldest) = history.pop_front() else {
+            if !self.forget_oldest() {
                 break;
-            };
-            held = held.saturating_sub(oldest.weight());
+            }
         }
     }
 
@@ -467,6 +484,7 @@ impl LiveRoom {
         Checkpoint {
             document: self.document.clone(),
             history: self.history.len(),
+            held: self.held,
             undo: Vec::new(),
         }
     }
@@ -523,7 +541,7 @@ impl LiveRoom {
             committed_at: now,
             submission_digest: Some(submission.digest()),
         });
-        self.history.push_back(HistoryEntry {
+        self.remember(HistoryEntry {
             committed: Arc::clone(&committed),
             inverse,
         });
@@ -545,6 +563,7 @@ impl LiveRoom {
     pub(crate) fn rollback(&mut self, checkpoint: Checkpoint) {
         self.document = checkpoint.document;
         self.history.truncate(checkpoint.history);
+        self.held = checkpoint.held;
         for step in checkpoint.undo.into_iter().rev() {
             match step {
                 Undo::Seq(client, Some(seq)) => {
@@ -663,11 +682,22 @@ mod tests {
         text: String,
         revision: u64,
         history: Vec<(Arc<CommittedOperation>, TextOperation)>,
+        held: usize,
         last_seq: HashMap<ClientId, u64>,
         issued: HashSet<ClientId>,
     }
 
+    /// The history's weight, counted afresh: what the running `held` must equal.
+    fn weighed(live: &LiveRoom) -> usize {
+        live.history.iter().map(HistoryEntry::weight).sum()
+    }
+
     fn state(live: &LiveRoom) -> State {
+        assert_eq!(
+            live.held,
+            weighed(live),
+            "the running weight is the history's"
+        );
         State {
             room: live.room.clone(),
             text: live.document.text(),
@@ -677,6 +707,7 @@ mod tests {
                 .iter()
                 .map(|entry| (Arc::clone(&entry.committed), entry.inverse.clone()))
                 .collect(),
+            held: live.held,
             last_seq: live.last_seq.clone(),
             issued: live.issued.clone(),
         }
@@ -826,6 +857,34 @@ mod tests {
         assert_eq!((live.room.code(), live.room.revision()), ("", 3));
         assert_eq!(live.room().code(), "xxx");
         assert_eq!(live.oldest_revision(), 1);
+        assert_eq!(live.held, weighed(&live));
+    }
+
+    #[test]
+    fn the_history_keeps_to_its_byte_budget_and_always_the_newest_entry() {
+        let mut live = live_with("");
+        let settings = LiveSettings {
+            history_bytes: 3,
+            ..LiveSettings::default()
+        };
+        let mut held = Vec::new();
+        for (seq, text) in [(1, "ab"), (2, "c"), (3, "defg")] {
+            let mut checkpoint = live.checkpoint();
+            let at = live.document().len_utf16();
+            let submission = op(
+                "alice",
+                seq,
+                seq - 1,
+                TextOperation::new().retain(at).insert(text),
+            );
+            live.apply(&submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+            live.committed(None, &settings);
+            held.push((live.oldest_revision(), live.held));
+        }
+        // "ab" and "c" fit in 3 bytes; "defg" alone does not, and is kept all the same.
+        assert_eq!(held, [(0, 2), (0, 3), (2, 4)]);
+        assert_eq!(live.held, weighed(&live));
     }
 
     #[test]
