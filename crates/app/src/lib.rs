@@ -15,11 +15,11 @@ mod rooms;
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
-pub use live::{Change, LiveRoom, Outcome, PlainFrame, Submission, SubmitError, lock_plain};
-pub use resume::ResumeTokens;
-pub use rooms::{
-    ApplyEditError, CreateRoomError, GetRoomError, Identity, LiveSettings, NewRoom, Rooms,
+pub use live::{
+    Change, LiveRoom, LiveSettings, Outcome, PlainFrame, Submission, SubmitError, lock_plain,
 };
+pub use resume::ResumeTokens;
+pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, Identity, NewRoom, Rooms};
 
 /// Formats an error with all its causes, `outer: inner: innermost`, for one log line.
 #[must_use]

@@ -92,9 +92,11 @@ impl RoomRepository for InMemoryRoomRepository {
             .get_mut(&room)
             .ok_or(RepositoryError::RoomNotFound(room))?;
         for (index, operation) in operations.iter().enumerate() {
+            // The numbers first: comparing every stored client id made long logs slow to
+            // append to.
             let clashes = |other: &CommittedOperation| {
                 other.revision == operation.revision
-                    || (other.client == operation.client && other.seq == operation.seq)
+                    || (other.seq == operation.seq && other.client == operation.client)
             };
             if stored.operations.iter().any(clashes) || operations[..index].iter().any(clashes) {
                 return Err(RepositoryError::OperationExists(room));
