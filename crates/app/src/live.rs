@@ -639,24 +639,11 @@ impl LiveRoom {
 mod tests {
     use super::*;
     use crate::ports::Clock;
-    use crate::testing::FixedClock;
+    use crate::testing::{FixedClock, client, op};
     use duet_domain::{Language, RoomId};
 
     fn now() -> chrono::DateTime<chrono::Utc> {
         FixedClock::default().now()
-    }
-
-    fn client(name: &str) -> ClientId {
-        ClientId::new(name).expect("valid client id")
-    }
-
-    fn op(client_name: &str, seq: u64, base: u64, operation: TextOperation) -> Submission {
-        Submission {
-            client: client(client_name),
-            seq,
-            base,
-            change: Change::Operation(operation),
-        }
     }
 
     fn live_with(code: &str) -> LiveRoom {

@@ -427,25 +427,11 @@ impl Rooms {
 mod tests {
     use super::*;
     use crate::live::Change;
-    use crate::ports::MockRoomRepository;
-    use crate::testing::{FixedClock, InMemoryRoomRepository};
-    use duet_domain::{ClientId, CommittedOperation, TextOperation};
+    use crate::testing::{FixedClock, InMemoryRoomRepository, client, op};
+    use duet_domain::{CommittedOperation, TextOperation};
 
     fn rooms_over(repository: Arc<InMemoryRoomRepository>, settings: LiveSettings) -> Rooms {
         Rooms::with_settings(repository, Arc::new(FixedClock::default()), settings)
-    }
-
-    fn client(name: &str) -> ClientId {
-        ClientId::new(name).expect("valid client id")
-    }
-
-    fn op(client_name: &str, seq: u64, base: u64, operation: TextOperation) -> Submission {
-        Submission {
-            client: client(client_name),
-            seq,
-            base,
-            change: Change::Operation(operation),
-        }
     }
 
     fn revisions(outcomes: &[Outcome]) -> Vec<Option<u64>> {
@@ -707,26 +693,9 @@ mod tests {
     async fn failing_append(
         afterwards: fn() -> Result<Option<u64>, RepositoryError>,
     ) -> (Rooms, LiveRoom) {
-        let room = Room::new(
-            RoomId::generate(),
-            Language::default(),
-            "before".into(),
-            FixedClock::default().now(),
-        )
-        .expect("valid");
-        let mut repository = MockRoomRepository::new();
-        let stored = room.clone();
-        repository
-            .expect_find()
-            .returning(move |_| Ok(Some(stored.clone())));
-        repository
-            .expect_operations_since()
-            .returning(|_, _| Ok(Vec::new()));
+        let room = crate::testing::room_holding("before");
         // Asked first whether the edit is a resend (it is not), then whether it was stored.
-        repository
-            .expect_find_operation()
-            .returning(|_, _, _| Ok(None));
-        repository.expect_latest_seq().returning(|_, _| Ok(None));
+        let mut repository = crate::testing::mock_store_holding(&room);
         repository
             .expect_confirm_stored()
             .returning(move |_, _, _| afterwards());

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duet_app::{AutocompleteRequestError, CreateRoomError, GetRoomError};
 use duet_domain::{PositionError, RoomIdError};
-use duet_live::{ChangeLanguageError, JoinError};
+use duet_live::JoinError;
 use serde::Serialize;
 
 /// An error answered to an HTTP client.
@@ -201,19 +201,6 @@ impl From<JoinError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }
             JoinError::Unavailable(_) | JoinError::Stopped => Self::unavailable(&error),
-        }
-    }
-}
-
-impl From<ChangeLanguageError> for ApiError {
-    fn from(error: ChangeLanguageError) -> Self {
-        match error {
-            ChangeLanguageError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
-            }
-            ChangeLanguageError::Unavailable(_) | ChangeLanguageError::Stopped => {
-                Self::unavailable(&error)
-            }
         }
     }
 }

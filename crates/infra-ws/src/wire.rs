@@ -78,7 +78,7 @@ pub fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
         Event::Ack { seq, revision } => vec![text(&ServerMessage::Ack { seq, revision })],
         Event::Refused { seq, refusal } => vec![Message::Text(error(
             refusal_code(&refusal),
-            refusal_message(&refusal),
+            refusal.to_string(),
             seq,
             None,
         ))],
@@ -128,15 +128,6 @@ fn refusal_code(refusal: &Refusal) -> ErrorCode {
         Refusal::Presence(error) => revision_error_code(error),
         Refusal::BadMessage(_) => ErrorCode::BadMessage,
         Refusal::Unavailable | Refusal::LanguageNotSaved => ErrorCode::Unavailable,
-    }
-}
-
-fn refusal_message(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Edit(error) | Refusal::Presence(error) => error.to_string(),
-        Refusal::BadMessage(reason) => reason.clone(),
-        Refusal::Unavailable => "the edit could not be saved; send it again".into(),
-        Refusal::LanguageNotSaved => "the language could not be saved".into(),
     }
 }
 

@@ -102,6 +102,18 @@ pub enum Refusal {
     LanguageNotSaved,
 }
 
+impl std::fmt::Display for Refusal {
+    /// What the member is told.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Edit(error) | Self::Presence(error) => error.fmt(formatter),
+            Self::BadMessage(reason) => formatter.write_str(reason),
+            Self::Unavailable => formatter.write_str("the edit could not be saved; send it again"),
+            Self::LanguageNotSaved => formatter.write_str("the language could not be saved"),
+        }
+    }
+}
+
 impl Refusal {
     /// Whether the member caused it (and it counts towards the bad-message limit), rather
     /// than the server.

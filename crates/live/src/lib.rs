@@ -23,7 +23,7 @@ pub use event::{
     Refusal, Start, Welcome,
 };
 pub use registry::{
-    ChangeLanguageError, Edit, Inbox, JoinError, JoinRequest, Membership, Registry, Replies,
-    RoomStopped, Snapshot, SnapshotError,
+    Edit, Inbox, JoinError, JoinRequest, Membership, Registry, Replies, RoomStopped, Snapshot,
+    SnapshotError,
 };
 pub use session::MAX_CONSECUTIVE_ERRORS;

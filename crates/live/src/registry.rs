@@ -53,26 +53,15 @@ pub enum Edit {
     },
 }
 
-/// Why a member could not join.
+/// Why a live room could not be reached: to join it, or to change its language from outside.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     #[error("room {0} does not exist")]
     NotFound(RoomId),
     #[error("the room store is unavailable")]
     Unavailable(#[source] Arc<RepositoryError>),
-    /// The room stopped while the join was on its way (it is reloading after a failed
-    /// commit); joining again loads it afresh.
-    #[error("the room stopped; try again")]
-    Stopped,
-}
-
-/// Why a room's language could not be changed.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeLanguageError {
-    #[error("room {0} does not exist")]
-    NotFound(RoomId),
-    #[error("the room store is unavailable")]
-    Unavailable(#[source] Arc<RepositoryError>),
+    /// The room stopped while the request was on its way (it is reloading after a failed
+    /// commit); asking again loads it afresh.
     #[error("the room stopped; try again")]
     Stopped,
 }
@@ -171,7 +160,7 @@ pub(crate) enum Command<F> {
     Language {
         member: Option<MemberId>,
         language: Language,
-        reply: Option<oneshot::Sender<Result<Room, ChangeLanguageError>>>,
+        reply: Option<oneshot::Sender<Result<Room, JoinError>>>,
     },
     Snapshot {
         revision: u64,
@@ -263,12 +252,12 @@ impl<E: Encoder> Registry<E> {
     /// Changes a room's language, live or not, telling everyone in it; returns the room.
     ///
     /// # Errors
-    /// [`ChangeLanguageError`] when the room does not exist or the store fails.
+    /// [`JoinError`] when the room does not exist, the store fails, or the room stopped.
     pub async fn change_language(
         self: &Arc<Self>,
         room: RoomId,
         language: Language,
-    ) -> Result<Room, ChangeLanguageError> {
+    ) -> Result<Room, JoinError> {
         // Counted as a join, so a session started for it stays until it has answered.
         let handle = self.session_for_join(room);
         let (reply, replied) = oneshot::channel();
@@ -279,9 +268,9 @@ impl<E: Encoder> Registry<E> {
         };
         if handle.commands.send(command.into()).await.is_err() {
             handle.joining.fetch_sub(1, Ordering::AcqRel);
-            return Err(ChangeLanguageError::Stopped);
+            return Err(JoinError::Stopped);
         }
-        replied.await.map_err(|_| ChangeLanguageError::Stopped)?
+        replied.await.map_err(|_| JoinError::Stopped)?
     }
 
     /// Whether a room has a live session now.

@@ -21,9 +21,7 @@ use crate::event::{
     CloseReason, CommitEntry, Encoder, Event, MemberId, MemberKind, Participant, PresenceBatch,
     Refusal, Start, Welcome,
 };
-use crate::registry::{
-    ChangeLanguageError, Command, Edit, JoinError, JoinRequest, Queued, Registry, Snapshot,
-};
+use crate::registry::{Command, Edit, JoinError, JoinRequest, Queued, Registry, Snapshot};
 
 /// How many refused messages in a row close a member's place.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
@@ -209,7 +207,7 @@ impl<E: Encoder> Session<E> {
         &mut self,
         member: Option<MemberId>,
         language: Language,
-        reply: Option<oneshot::Sender<Result<Room, ChangeLanguageError>>>,
+        reply: Option<oneshot::Sender<Result<Room, JoinError>>>,
     ) {
         if member.is_none() {
             self.joining.fetch_sub(1, Ordering::AcqRel);
@@ -231,9 +229,9 @@ impl<E: Encoder> Session<E> {
         if let Some(reply) = reply {
             let answer = match result {
                 Ok(()) => Ok(self.live.room()),
-                Err(ApplyEditError::NotFound(id)) => Err(ChangeLanguageError::NotFound(id)),
+                Err(ApplyEditError::NotFound(id)) => Err(JoinError::NotFound(id)),
                 Err(ApplyEditError::Unavailable(cause) | ApplyEditError::InDoubt(cause)) => {
-                    Err(ChangeLanguageError::Unavailable(Arc::new(cause)))
+                    Err(JoinError::Unavailable(Arc::new(cause)))
                 }
             };
             let _ = reply.send(answer);
@@ -617,7 +615,7 @@ impl<E: Encoder> Session<E> {
         let event = match member.kind {
             MemberKind::Operations => Event::Refused { seq, refusal },
             MemberKind::WholeBuffers if clients => {
-                Event::Closed(CloseReason::InvalidEdit(refusal_text(&refusal)))
+                Event::Closed(CloseReason::InvalidEdit(refusal.to_string()))
             }
             MemberKind::WholeBuffers => Event::Closed(CloseReason::SaveFailed),
         };
@@ -640,16 +638,6 @@ impl<E: Encoder> Session<E> {
                 self.announce_departure(&member);
             }
         }
-    }
-}
-
-/// What a refusal says, for a member that can only be told as it is closed.
-fn refusal_text(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::Edit(error) | Refusal::Presence(error) => error.to_string(),
-        Refusal::BadMessage(reason) => reason.clone(),
-        Refusal::Unavailable => "the edit could not be saved; send it again".into(),
-        Refusal::LanguageNotSaved => "the language could not be saved".into(),
     }
 }
 
@@ -676,11 +664,7 @@ async fn stop<E: Encoder>(
                 ..
             } => {
                 joining.fetch_sub(1, Ordering::AcqRel);
-                let _ = reply.send(Err(match copy(error) {
-                    JoinError::NotFound(id) => ChangeLanguageError::NotFound(id),
-                    JoinError::Unavailable(cause) => ChangeLanguageError::Unavailable(cause),
-                    JoinError::Stopped => ChangeLanguageError::Stopped,
-                }));
+                let _ = reply.send(Err(copy(error)));
             }
             _ => {}
         }

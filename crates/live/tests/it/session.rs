@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use duet_app::ports::{Clock, MockRoomRepository, RepositoryError};
-use duet_app::testing::FixedClock;
+use duet_app::ports::RepositoryError;
+use duet_app::testing::{FixedClock, mock_store_holding, room_holding};
 use duet_app::{Change, Rooms, SubmitError};
-use duet_domain::{Answered, Language, Room, RoomId, Selection, TextOperation};
+use duet_domain::{Answered, Language, Selection, TextOperation};
 use duet_live::{CloseReason, Edit, Event, MAX_CONSECUTIVE_ERRORS, MemberKind, Refusal, Start};
 
 use crate::{Fixture, Member};
@@ -99,44 +99,22 @@ async fn an_edit_is_acknowledged_only_once_it_is_stored() {
     assert_eq!(fixture.stored().await, ("x".to_owned(), 1));
 }
 
-/// A store holding `room` whose appends fail `failures` times and then succeed.
-fn flaky_store(room: &Room, failures: usize) -> MockRoomRepository {
-    let mut repository = MockRoomRepository::new();
-    let stored = room.clone();
-    repository
-        .expect_find()
-        .returning(move |_| Ok(Some(stored.clone())));
-    repository
-        .expect_operations_since()
-        .returning(|_, _| Ok(Vec::new()));
-    repository
-        .expect_find_operation()
-        .returning(|_, _, _| Ok(None));
-    repository.expect_latest_seq().returning(|_, _| Ok(None));
-    repository.expect_has_client().returning(|_, _| Ok(false));
-    repository.expect_save().returning(|_| Ok(()));
+/// A room holding `code` over a store whose appends fail `failures` times and then succeed.
+fn flaky_fixture(code: &str, failures: usize) -> Fixture {
+    let room = room_holding(code);
+    let mut repository = mock_store_holding(&room);
     repository
         .expect_append()
         .times(failures)
         .returning(|_, _, _| Err(RepositoryError::Unavailable("disk full".into())));
     repository.expect_append().returning(|_, _, _| Ok(()));
-    repository
+    let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
+    Fixture::over(rooms, room.id(), 64)
 }
 
 #[tokio::test]
 async fn an_edit_the_store_refuses_changes_nothing_and_can_be_sent_again() {
-    let room = Room::new(
-        RoomId::generate(),
-        Language::default(),
-        "abc".into(),
-        FixedClock::default().now(),
-    )
-    .expect("valid");
-    let rooms = Rooms::new(
-        Arc::new(flaky_store(&room, 1)),
-        Arc::new(FixedClock::default()),
-    );
-    let fixture = Fixture::over(rooms, room.id(), 64);
+    let fixture = flaky_fixture("abc", 1);
     let (mut alice, _) = operations_member(&fixture).await;
     let (mut bob, _) = operations_member(&fixture).await;
     let _joined = alice.next().await;
@@ -546,18 +524,7 @@ async fn whole_buffer_members_receive_the_merged_code_and_their_buffers_become_e
 
 #[tokio::test]
 async fn a_whole_buffer_member_that_cannot_resend_is_closed_when_its_edit_is_not_saved() {
-    let room = Room::new(
-        RoomId::generate(),
-        Language::default(),
-        "abc".into(),
-        FixedClock::default().now(),
-    )
-    .expect("valid");
-    let rooms = Rooms::new(
-        Arc::new(flaky_store(&room, 1)),
-        Arc::new(FixedClock::default()),
-    );
-    let fixture = Fixture::over(rooms, room.id(), 64);
+    let fixture = flaky_fixture("abc", 1);
     let mut plain = fixture.join(MemberKind::WholeBuffers).await;
     let _code = plain.next().await;
     plain
