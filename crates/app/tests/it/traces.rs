@@ -1,8 +1,9 @@
-//! The concurrent editing traces (josephg/editing-traces, CC BY 4.0) committed through
+//! Real editing histories (josephg/editing-traces, CC BY 4.0): the sequential ones applied
+//! through a `Document`, the concurrent ones replayed through central-server OT
+//! (`duet_domain::replay`, which the domain's benchmarks also run) and committed through
 //! `Rooms::commit`, one submission per commit, to prove that the live room's transformations
-//! are the replay's server's (`duet_domain::replay`, which the domain's trace tests and
-//! benchmarks run): each edit is committed as the same operation, and the room ends with the
-//! trace's end content. The traces are not part of the repository; they are read from
+//! are the replay's server's: each edit is committed as the same operation, and the room ends
+//! with the trace's end content. The traces are not part of the repository; they are read from
 //! `DUET_TRACES_DIR` (default `../shared/data/traces` beside the checkout), and each test says
 //! loudly when they are absent.
 
@@ -13,8 +14,8 @@ use std::time::Instant;
 
 use duet_app::testing::{FixedClock, InMemoryRoomRepository};
 use duet_app::{Change, LiveSettings, NewRoom, Outcome, Rooms, Submission};
-use duet_domain::ClientId;
-use duet_domain::replay::{self, Transaction};
+use duet_domain::replay::{self, Transaction, replay};
+use duet_domain::{ClientId, Document, TextOperation};
 use serde_json::Value;
 
 fn traces_dir() -> PathBuf {
@@ -39,6 +40,48 @@ fn load(name: &str) -> Option<Value> {
         .read_to_string(&mut json)
         .expect("a gzipped trace");
     Some(serde_json::from_str(&json).expect("a JSON trace"))
+}
+
+/// The operation for one patch (`[position, deleted, inserted]` in code points) on `document`.
+fn patch_operation(document: &Document, patch: &Value) -> TextOperation {
+    let number =
+        |index: usize| usize::try_from(patch[index].as_u64().expect("a number")).expect("fits");
+    let (position, deleted) = (number(0), number(1));
+    let inserted = patch[2].as_str().expect("a string");
+    let rope = document.rope();
+    let start = rope.char_to_utf16_cu(position);
+    let end = rope.char_to_utf16_cu(position + deleted);
+    TextOperation::new()
+        .retain(start)
+        .delete(end - start)
+        .insert(inserted)
+        .retain(document.len_utf16() - end)
+}
+
+fn replay_sequential(name: &str) {
+    let Some(trace) = load(name) else { return };
+    let mut document = Document::new(trace["startContent"].as_str().unwrap_or(""), 0);
+    for transaction in trace["txns"].as_array().expect("transactions") {
+        for patch in transaction["patches"].as_array().expect("patches") {
+            let operation = patch_operation(&document, patch);
+            document.apply(&operation).expect("the patch applies");
+        }
+    }
+    assert_eq!(
+        document.text(),
+        trace["endContent"].as_str().expect("the end content")
+    );
+}
+
+#[test]
+fn sequential_traces_reproduce_their_end_content() {
+    for name in [
+        "sveltecomponent.json.gz",
+        "rustcode.json.gz",
+        "friendsforever_flat.json.gz",
+    ] {
+        replay_sequential(name);
+    }
 }
 
 /// A concurrent trace's transactions in the domain's replay form.
@@ -176,5 +219,22 @@ async fn concurrent_traces_commit_as_the_replays_server_does() {
         "concurrent-clownschool.json.gz",
     ] {
         check(name).await;
+    }
+}
+
+fn replay_concurrent(name: &str) {
+    let Some(trace) = load(name) else { return };
+    let (authors, transactions) = concurrent_transactions(&trace);
+    let text = replay(authors, &transactions).expect("the history replays");
+    assert_eq!(text, trace["endContent"].as_str().expect("the end content"));
+}
+
+#[test]
+fn concurrent_traces_converge_to_their_end_content() {
+    for name in [
+        "concurrent-friendsforever.json.gz",
+        "concurrent-clownschool.json.gz",
+    ] {
+        replay_concurrent(name);
     }
 }
