@@ -7,6 +7,9 @@ use duet_app::LiveSettings;
 use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
 use duet_infra_ws::{AllowedOrigins, ConnectionLimits, MessageRate, Settings};
 
+/// How many events a WebSocket client may fall behind before its room drops it, by default.
+pub const DEFAULT_SEND_QUEUE: usize = 256;
+
 /// Everything the server needs to start. Its `Debug` hides the database password.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -14,6 +17,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub settings: Settings,
     pub live: LiveSettings,
+    /// How many events a WebSocket client may fall behind before its room drops it.
+    pub send_queue: usize,
     pub autocomplete: AutocompleteEngine,
 }
 
@@ -86,7 +91,6 @@ impl Config {
             allowed_origins: origins(lookup("DUET_CORS_ORIGINS")),
             max_body_bytes: positive(&lookup, "DUET_MAX_BODY_BYTES", defaults.max_body_bytes)?,
             max_frame_bytes: positive(&lookup, "DUET_MAX_FRAME_BYTES", defaults.max_frame_bytes)?,
-            send_queue: positive(&lookup, "DUET_SEND_QUEUE", defaults.send_queue)?,
             shutdown_grace: seconds(&lookup, "DUET_SHUTDOWN_GRACE_SECS", 5)?,
             ping_interval: seconds(&lookup, "DUET_PING_INTERVAL_SECS", 30)?,
             message_rate: MessageRate {
@@ -136,6 +140,7 @@ impl Config {
             bind,
             settings,
             live,
+            send_queue: positive(&lookup, "DUET_SEND_QUEUE", DEFAULT_SEND_QUEUE)?,
             autocomplete,
         })
     }
@@ -388,7 +393,7 @@ mod tests {
         );
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.max_frame_bytes, 4096);
-        assert_eq!(config.settings.send_queue, 8);
+        assert_eq!(config.send_queue, 8);
         assert_eq!(
             config.settings.message_rate,
             MessageRate {

@@ -11,7 +11,8 @@ use duet_app::ports::{KeyStore, SystemClock};
 use duet_app::{Autocomplete, ResumeTokens, Rooms};
 use duet_domain::{Autocompleter, CannedAutocompleter, LocalAutocompleter};
 use duet_infra_postgres::{ConnectError, SqlRoomRepository, connect};
-use duet_infra_ws::Services;
+use duet_infra_ws::{Services, Wire};
+use duet_live::Registry;
 use tokio::net::TcpListener;
 
 pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND, OpenAiSettings, Secret};
@@ -69,9 +70,11 @@ pub async fn run(
         AutocompleteEngine::Canned => Arc::new(CannedAutocompleter),
         AutocompleteEngine::OpenAi(settings) => Arc::new(open_ai(settings)),
     };
+    let rooms = Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live)
+        .with_resume_tokens(ResumeTokens::new(resume_key));
     let services = Services {
-        rooms: Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live)
-            .with_resume_tokens(ResumeTokens::new(resume_key)),
+        live: Arc::new(Registry::new(rooms.clone(), Wire, config.send_queue)),
+        rooms,
         autocomplete: Autocomplete::new(engine),
         health: repository,
     };

@@ -15,8 +15,21 @@ mod rooms;
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
-pub use live::{Change, LiveRoom, Outcome, PlainFrame, Submission, SubmitError, lock_plain};
-pub use resume::ResumeTokens;
-pub use rooms::{
-    ApplyEditError, CreateRoomError, GetRoomError, Identity, LiveSettings, NewRoom, Rooms,
+pub use live::{
+    Change, LiveRoom, LiveSettings, Outcome, PlainFrame, Submission, SubmitError, lock_plain,
 };
+pub use resume::ResumeTokens;
+pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, Identity, NewRoom, Rooms};
+
+/// Formats an error with all its causes, `outer: inner: innermost`, for one log line.
+#[must_use]
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,12 +1,16 @@
 //! A room loaded for editing: its document, the recent history of committed operations, and
 //! the last sequence number seen from each client. One writer owns it at a time.
+//!
+//! The live room keeps these consistent itself: it applies a submission to all of them at once,
+//! and rolls a batch back to a checkpoint when the store did not take it. `Rooms` decides, with
+//! the store, what to apply and whether it stands.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use duet_domain::{
-    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, Selection,
-    Step, TextOperation,
+    Answered, ClientId, CommittedOperation, Document, OperationError, PlainMember, Room, RoomId,
+    Selection, Step, TextOperation,
 };
 
 /// A change a client asks for: an operation, a whole buffer to diff against a revision it
@@ -121,16 +125,43 @@ pub enum Outcome {
     Rejected(SubmitError),
 }
 
-pub(crate) struct HistoryEntry {
-    pub(crate) committed: Arc<CommittedOperation>,
+/// How much of a live room is kept, and how often its snapshot is refreshed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveSettings {
+    /// How many recent operations are kept in memory to transform late edits and resume
+    /// clients; a client further behind must resynchronise.
+    pub history: usize,
+    /// How many operations may follow the stored snapshot before it is refreshed.
+    pub snapshot_every: u64,
+    /// How much text (bytes inserted and deleted) the kept history may hold: large pastes
+    /// shorten it, so a room's memory stays bounded.
+    pub history_bytes: usize,
+    /// The longest text a room may hold, in UTF-16 code units; an edit that would make it
+    /// longer is refused (`room_too_large`) and changes nothing.
+    pub max_room_units: usize,
+}
+
+impl Default for LiveSettings {
+    fn default() -> Self {
+        Self {
+            history: 1000,
+            snapshot_every: 200,
+            history_bytes: 64 * 1024 * 1024,
+            max_room_units: 4 * 1024 * 1024,
+        }
+    }
+}
+
+struct HistoryEntry {
+    committed: Arc<CommittedOperation>,
     /// Undoes the operation on the document it was applied to.
-    pub(crate) inverse: TextOperation,
+    inverse: TextOperation,
 }
 
 impl HistoryEntry {
     /// The text this entry holds (what the operation inserts and what its inverse puts
     /// back), in bytes: what keeping it costs.
-    pub(crate) fn weight(&self) -> usize {
+    fn weight(&self) -> usize {
         [&self.committed.operation, &self.inverse]
             .into_iter()
             .flat_map(TextOperation::components)
@@ -142,32 +173,133 @@ impl HistoryEntry {
     }
 }
 
-/// Drops the oldest entries until at most `operations` remain holding at most `bytes` of
-/// text (the newest is kept whatever its size).
-pub(crate) fn trim_history(history: &mut VecDeque<HistoryEntry>, operations: usize, bytes: usize) {
-    let mut held: usize = history.iter().map(HistoryEntry::weight).sum();
-    while history.len() > operations || (held > bytes && history.len() > 1) {
-        let Some(oldest) = history.pop_front() else {
-            break;
-        };
-        held = held.saturating_sub(oldest.weight());
-    }
+/// Why an operation read back from a room's log cannot follow the ones before it; the text is
+/// what the log's quarantine records as the reason.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unreplayable {
+    #[error("follows revision {0} out of order")]
+    OutOfOrder(u64),
+    #[error("does not apply: {0}")]
+    DoesNotApply(#[from] OperationError),
+}
+
+/// What a batch of submissions changed in a live room, from [`LiveRoom::checkpoint`] on: the
+/// room goes back to it with [`LiveRoom::rollback`] when the batch is not stored, or keeps the
+/// changes with [`LiveRoom::committed`].
+pub(crate) struct Checkpoint {
+    document: Document,
+    /// The history's length and weight: entries are only appended until the checkpoint is
+    /// settled.
+    history: usize,
+    held: usize,
+    /// What the batch changed outside the document and history, in order.
+    undo: Vec<Undo>,
+}
+
+/// One change outside the document and history, with what it replaced.
+enum Undo {
+    /// A client's last sequence number before the batch.
+    Seq(ClientId, Option<u64>),
+    /// A plain connection's state before the batch.
+    Plain(Arc<Mutex<PlainMember>>, Box<PlainMember>),
 }
 
 /// The live state of a room.
 pub struct LiveRoom {
     /// The room's details and the revision of its stored snapshot; its code is left empty,
     /// the document holding the text once.
-    pub(crate) room: Room,
-    pub(crate) document: Document,
-    pub(crate) history: VecDeque<HistoryEntry>,
-    pub(crate) last_seq: HashMap<ClientId, u64>,
+    room: Room,
+    document: Document,
+    history: VecDeque<HistoryEntry>,
+    /// The text the history holds, in bytes: the sum of its entries' weights, kept as entries
+    /// come and go, so that trimming after a commit does not weigh the whole history again.
+    held: usize,
+    last_seq: HashMap<ClientId, u64>,
     /// Every client id given to a connection since the room was loaded: an id that was handed
     /// out belongs to whoever holds its token, edited or not.
-    pub(crate) issued: std::collections::HashSet<ClientId>,
+    issued: HashSet<ClientId>,
 }
 
 impl LiveRoom {
+    /// A room loaded from its stored snapshot and the operations logged after it, the newest
+    /// of which are kept as history. When one of them cannot follow the ones before it, the
+    /// room stops at its last good state, and that operation's revision is returned with why.
+    pub(crate) fn load(
+        mut room: Room,
+        operations: Vec<CommittedOperation>,
+        settings: &LiveSettings,
+    ) -> (Self, Option<(u64, Unreplayable)>) {
+        // The document holds the text; the live room keeps only the details.
+        let document = Document::new(&room.take_code(), room.revision());
+        let mut live = Self {
+            room,
+            document,
+            history: VecDeque::new(),
+            held: 0,
+            last_seq: HashMap::new(),
+            issued: HashSet::new(),
+        };
+        let mut damaged = None;
+        for committed in operations {
+            let revision = committed.revision;
+            if let Err(reason) = live.replay(committed) {
+                damaged = Some((revision, reason));
+                break;
+            }
+            if live.history.len() > settings.history {
+                live.forget_oldest();
+            }
+        }
+        live.trim_history(settings);
+        (live, damaged)
+    }
+
+    /// Applies an operation read back from the log after the document's revision.
+    fn replay(&mut self, committed: CommittedOperation) -> Result<(), Unreplayable> {
+        // Checked: the revisions come from the store, which may be damaged.
+        if self.document.revision().checked_add(1) != Some(committed.revision) {
+            return Err(Unreplayable::OutOfOrder(self.document.revision()));
+        }
+        let inverse = self.document.invert(&committed.operation)?;
+        self.document.apply(&committed.operation)?;
+        self.remember(HistoryEntry {
+            committed: Arc::new(committed),
+            inverse,
+        });
+        Ok(())
+    }
+
+    fn remember(&mut self, entry: HistoryEntry) {
+        self.held = self.held.saturating_add(entry.weight());
+        self.history.push_back(entry);
+    }
+
+    /// Drops the oldest history entry; false when there is none.
+    fn forget_oldest(&mut self) -> bool {
+        let Some(oldest) = self.history.pop_front() else {
+            return false;
+        };
+        self.held = self.held.saturating_sub(oldest.weight());
+        true
+    }
+
+    /// Drops the oldest entries until at most `settings.history` remain holding at most
+    /// `settings.history_bytes` of text (the newest is kept whatever its size).
+    fn trim_history(&mut self, settings: &LiveSettings) {
+        while self.history.len() > settings.history
+            || (self.held > settings.history_bytes && self.history.len() > 1)
+        {
+            if !self.forget_oldest() {
+                break;
+            }
+        }
+    }
+
+    /// The room's id.
+    pub(crate) const fn id(&self) -> RoomId {
+        self.room.id()
+    }
+
     /// The room's details, with its live code and revision.
     #[must_use]
     pub fn room(&self) -> Room {
@@ -215,7 +347,7 @@ impl LiveRoom {
         )
     }
 
-    pub(crate) fn entries_since(&self, revision: u64) -> impl Iterator<Item = &HistoryEntry> {
+    fn entries_since(&self, revision: u64) -> impl Iterator<Item = &HistoryEntry> {
         let skip =
             usize::try_from(revision.saturating_sub(self.oldest_revision())).unwrap_or(usize::MAX);
         self.history.iter().skip(skip)
@@ -240,7 +372,7 @@ impl LiveRoom {
         Ok(moved.clamp(self.document.len_utf16()))
     }
 
-    pub(crate) fn check_base(&self, base: u64) -> Result<(), SubmitError> {
+    fn check_base(&self, base: u64) -> Result<(), SubmitError> {
         let current = self.document.revision();
         if base > current {
             return Err(SubmitError::BadRevision { base, current });
@@ -300,7 +432,7 @@ impl LiveRoom {
     }
 
     /// Turns a submission into an operation on the current document.
-    pub(crate) fn rebase(&self, submission: &Submission) -> Result<TextOperation, SubmitError> {
+    fn rebase(&self, submission: &Submission) -> Result<TextOperation, SubmitError> {
         self.check_base(submission.base)?;
         let mut operation = match &submission.change {
             Change::Operation(operation) => operation.clone(),
@@ -321,7 +453,7 @@ impl LiveRoom {
 
     /// The history from `revision` on, as a plain merge reads it, `client`'s own operations
     /// marked.
-    pub(crate) fn steps_since(&self, revision: u64, client: &ClientId) -> Vec<Step<'_>> {
+    fn steps_since(&self, revision: u64, client: &ClientId) -> Vec<Step<'_>> {
         self.entries_since(revision)
             .map(|entry| Step {
                 operation: &entry.committed.operation,
@@ -347,9 +479,495 @@ impl LiveRoom {
             })
     }
 
+    /// The room as it is now, to go back to if the submissions applied next are not stored.
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            document: self.document.clone(),
+            history: self.history.len(),
+            held: self.held,
+            undo: Vec::new(),
+        }
+    }
+
+    /// Applies one submission as of `now`: transforms it (or, for a plain client's frame,
+    /// merges it) onto the document, applies it, appends it to the history and notes its
+    /// sequence number, recording in `checkpoint` what it replaced.
+    ///
+    /// # Errors
+    /// [`SubmitError`] when the submission is refused: it does not apply, its base is not in
+    /// the history, or it would make the room longer than `max_room_units`. The room and
+    /// `checkpoint` are unchanged then.
+    pub(crate) fn apply(
+        &mut self,
+        submission: &Submission,
+        now: chrono::DateTime<chrono::Utc>,
+        max_room_units: usize,
+        checkpoint: &mut Checkpoint,
+    ) -> Result<Arc<CommittedOperation>, SubmitError> {
+        // A plain frame's base is inferred now, against the room as this batch has left it,
+        // so that two frames of one connection in a batch read each other.
+        let (operation, plain) = match &submission.change {
+            Change::Buffer(frame) => {
+                let member = lock_plain(&frame.member);
+                let oldest = member
+                    .oldest_revision()
+                    .unwrap_or_else(|| self.document.revision());
+                let steps = self.steps_since(oldest, &submission.client);
+                let edit = member.merge(&self.document, &steps, &frame.text, frame.answered)?;
+                (edit.operation.clone(), Some((frame, edit)))
+            }
+            _ => (self.rebase(submission)?, None),
+        };
+        // A room over the limit (made before it, or with a lower one) may still shrink.
+        if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
+        {
+            return Err(SubmitError::RoomTooLarge {
+                limit: max_room_units,
+            });
+        }
+        let inverse = self.document.invert(&operation)?;
+        self.document.apply(&operation)?;
+        let plain_before = plain.map(|(frame, edit)| {
+            let mut member = lock_plain(&frame.member);
+            let before = member.clone();
+            member.applied(edit, self.document.revision());
+            (Arc::clone(&frame.member), before)
+        });
+        let committed = Arc::new(CommittedOperation {
+            revision: self.document.revision(),
+            client: submission.client.clone(),
+            seq: submission.seq,
+            operation,
+            committed_at: now,
+            submission_digest: Some(submission.digest()),
+        });
+        self.remember(HistoryEntry {
+            committed: Arc::clone(&committed),
+            inverse,
+        });
+        let previous = self
+            .last_seq
+            .insert(submission.client.clone(), submission.seq);
+        checkpoint
+            .undo
+            .push(Undo::Seq(submission.client.clone(), previous));
+        if let Some((member, before)) = plain_before {
+            checkpoint.undo.push(Undo::Plain(member, Box::new(before)));
+        }
+        Ok(committed)
+    }
+
+    /// Undoes everything applied since `checkpoint` was taken: the document, the history,
+    /// the sequence numbers and the plain connections' states are as they were then. The
+    /// history must not have been trimmed since ([`LiveRoom::committed`] ends a checkpoint).
+    pub(crate) fn rollback(&mut self, checkpoint: Checkpoint) {
+        self.document = checkpoint.document;
+        self.history.truncate(checkpoint.history);
+        self.held = checkpoint.held;
+        for step in checkpoint.undo.into_iter().rev() {
+            match step {
+                Undo::Seq(client, Some(seq)) => {
+                    self.last_seq.insert(client, seq);
+                }
+                Undo::Seq(client, None) => {
+                    self.last_seq.remove(&client);
+                }
+                Undo::Plain(member, before) => *lock_plain(&member) = *before,
+            }
+        }
+    }
+
+    /// The room to store as its new snapshot, as of `now`, when `every` operations or more
+    /// follow the stored one.
+    pub(crate) fn snapshot_due(
+        &self,
+        every: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Room> {
+        (self.document.revision() - self.room.revision() >= every).then(|| {
+            let mut room = self.room.clone();
+            room.advance(&self.document, now);
+            room
+        })
+    }
+
+    /// Keeps what was applied since the last checkpoint, now stored (with `snapshot` when one
+    /// was stored with it), and trims the history to what `settings` keep.
+    pub(crate) fn committed(&mut self, snapshot: Option<Room>, settings: &LiveSettings) {
+        if let Some(snapshot) = snapshot {
+            self.snapshot_stored(snapshot);
+        }
+        self.trim_history(settings);
+    }
+
+    /// Records that `room`, the room's details at its live revision, was stored as its
+    /// snapshot; its code is dropped, the document holding the text.
+    pub(crate) fn snapshot_stored(&mut self, mut room: Room) {
+        room.take_code();
+        self.room = room;
+    }
+
+    /// Whether operations were committed after the stored snapshot.
+    pub(crate) fn ahead_of_snapshot(&self) -> bool {
+        self.document.revision() != self.room.revision()
+    }
+
+    /// The last sequence number this room knows `client` committed.
+    pub(crate) fn last_seq(&self, client: &ClientId) -> Option<u64> {
+        self.last_seq.get(client).copied()
+    }
+
+    /// Notes `latest`, read from the store, as `client`'s last sequence number, unless the
+    /// room already knows one.
+    pub(crate) fn seed_seq(&mut self, client: &ClientId, latest: u64) {
+        self.last_seq.entry(client.clone()).or_insert(latest);
+    }
+
+    /// Notes that `client` was given to a connection: it is known from now on.
+    pub(crate) fn issue(&mut self, client: ClientId) {
+        self.issued.insert(client);
+    }
+
     /// Whether `client` has edited this room since it was loaded, or is known by it.
     #[must_use]
     pub fn knows_client(&self, client: &ClientId) -> bool {
         self.last_seq.contains_key(client) || self.issued.contains(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Clock;
+    use crate::testing::{FixedClock, client, op};
+    use duet_domain::{Language, RoomId};
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        FixedClock::default().now()
+    }
+
+    fn live_with(code: &str) -> LiveRoom {
+        let room =
+            Room::new(RoomId::generate(), Language::default(), code.into(), now()).expect("valid");
+        LiveRoom::load(room, Vec::new(), &LiveSettings::default()).0
+    }
+
+    /// Applies `submission` and keeps it, as a stored batch of one.
+    fn commit(live: &mut LiveRoom, submission: &Submission) -> Arc<CommittedOperation> {
+        let mut checkpoint = live.checkpoint();
+        let committed = live
+            .apply(submission, now(), usize::MAX, &mut checkpoint)
+            .expect("applies");
+        live.committed(None, &LiveSettings::default());
+        committed
+    }
+
+    /// Everything a live room holds, to compare two of its states.
+    #[derive(Debug, PartialEq)]
+    struct State {
+        room: Room,
+        text: String,
+        revision: u64,
+        history: Vec<(Arc<CommittedOperation>, TextOperation)>,
+        held: usize,
+        last_seq: HashMap<ClientId, u64>,
+        issued: HashSet<ClientId>,
+    }
+
+    /// The history's weight, counted afresh: what the running `held` must equal.
+    fn weighed(live: &LiveRoom) -> usize {
+        live.history.iter().map(HistoryEntry::weight).sum()
+    }
+
+    fn state(live: &LiveRoom) -> State {
+        assert_eq!(
+            live.held,
+            weighed(live),
+            "the running weight is the history's"
+        );
+        State {
+            room: live.room.clone(),
+            text: live.document.text(),
+            revision: live.document.revision(),
+            history: live
+                .history
+                .iter()
+                .map(|entry| (Arc::clone(&entry.committed), entry.inverse.clone()))
+                .collect(),
+            held: live.held,
+            last_seq: live.last_seq.clone(),
+            issued: live.issued.clone(),
+        }
+    }
+
+    /// A plain member's whole state: it has no `PartialEq`, and its `Debug` shows every field.
+    fn plain_state(member: &Mutex<PlainMember>) -> String {
+        format!("{:?}", *lock_plain(member))
+    }
+
+    fn plain_frame(member: &Arc<Mutex<PlainMember>>, text: &str) -> Change {
+        Change::Buffer(PlainFrame {
+            text: text.into(),
+            answered: Answered::default(),
+            member: Arc::clone(member),
+        })
+    }
+
+    #[test]
+    fn applying_then_rolling_back_restores_the_room_exactly() {
+        let mut live = live_with("abc");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+        );
+        live.seed_seq(&client("bob"), 7);
+        live.issue(client("carol"));
+        let member = Arc::new(Mutex::new(PlainMember::joined(1)));
+        let before = state(&live);
+        let member_before = plain_state(&member);
+
+        let mut checkpoint = live.checkpoint();
+        let batch = [
+            op("alice", 2, 1, TextOperation::new().insert("<").retain(4)),
+            op("bob", 8, 0, TextOperation::new().retain(3).insert("!")),
+            Submission {
+                client: client("dave"),
+                seq: 1,
+                base: 1,
+                change: Change::Code("abcd?".into()),
+            },
+            Submission {
+                client: client("carol"),
+                seq: 1,
+                base: 0,
+                change: plain_frame(&member, "Xabcd"),
+            },
+        ];
+        for submission in &batch {
+            live.apply(submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+        }
+        // Bob's "!", made before alice's "d" at the same place, arrived later and goes first.
+        assert_eq!(live.document().text(), "X<abc!d?");
+        assert_eq!(
+            [
+                client("alice"),
+                client("bob"),
+                client("carol"),
+                client("dave")
+            ]
+            .map(|client| live.last_seq(&client)),
+            [Some(2), Some(8), Some(1), Some(1)]
+        );
+        assert_ne!(plain_state(&member), member_before);
+
+        live.rollback(checkpoint);
+        assert_eq!(state(&live), before);
+        assert_eq!(plain_state(&member), member_before);
+        assert!(!live.knows_client(&client("dave")));
+        assert_eq!(live.last_seq(&client("bob")), Some(7));
+    }
+
+    #[test]
+    fn a_checkpoint_with_nothing_applied_rolls_back_to_the_same_state() {
+        let mut live = live_with("abc");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+        );
+        let before = state(&live);
+        let checkpoint = live.checkpoint();
+        live.rollback(checkpoint);
+        assert_eq!(state(&live), before);
+    }
+
+    #[test]
+    fn a_refused_submission_changes_nothing_and_records_nothing() {
+        let mut live = live_with("abc");
+        let before = state(&live);
+        let mut checkpoint = live.checkpoint();
+        let refusals = [
+            (
+                op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
+                3,
+            ),
+            (
+                op("alice", 1, 5, TextOperation::new().retain(3)),
+                usize::MAX,
+            ),
+            (
+                op("alice", 1, 0, TextOperation::new().retain(4)),
+                usize::MAX,
+            ),
+        ];
+        for (submission, max_room_units) in &refusals {
+            assert!(
+                live.apply(submission, now(), *max_room_units, &mut checkpoint)
+                    .is_err()
+            );
+        }
+        assert_eq!(state(&live), before);
+        assert!(checkpoint.undo.is_empty());
+        // A room already over the limit may still shrink.
+        let shrink = op("alice", 1, 0, TextOperation::new().delete(1).retain(2));
+        assert!(live.apply(&shrink, now(), 1, &mut checkpoint).is_ok());
+    }
+
+    #[test]
+    fn committing_keeps_the_snapshot_without_its_code_and_trims_the_history() {
+        let mut live = live_with("");
+        let settings = LiveSettings {
+            history: 2,
+            ..LiveSettings::default()
+        };
+        let mut checkpoint = live.checkpoint();
+        for seq in 1..=3 {
+            let at = usize::try_from(seq - 1).unwrap_or(0);
+            let submission = op(
+                "alice",
+                seq,
+                seq - 1,
+                TextOperation::new().retain(at).insert("x"),
+            );
+            live.apply(&submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+        }
+        assert!(live.snapshot_due(4, now()).is_none());
+        let snapshot = live.snapshot_due(3, now());
+        assert_eq!(
+            snapshot.as_ref().map(|room| (room.code(), room.revision())),
+            Some(("xxx", 3))
+        );
+        assert!(live.ahead_of_snapshot());
+        live.committed(snapshot, &settings);
+        assert!(!live.ahead_of_snapshot());
+        assert_eq!((live.room.code(), live.room.revision()), ("", 3));
+        assert_eq!(live.room().code(), "xxx");
+        assert_eq!(live.oldest_revision(), 1);
+        assert_eq!(live.held, weighed(&live));
+    }
+
+    #[test]
+    fn the_history_keeps_to_its_byte_budget_and_always_the_newest_entry() {
+        let mut live = live_with("");
+        let settings = LiveSettings {
+            history_bytes: 3,
+            ..LiveSettings::default()
+        };
+        let mut held = Vec::new();
+        for (seq, text) in [(1, "ab"), (2, "c"), (3, "defg")] {
+            let mut checkpoint = live.checkpoint();
+            let at = live.document().len_utf16();
+            let submission = op(
+                "alice",
+                seq,
+                seq - 1,
+                TextOperation::new().retain(at).insert(text),
+            );
+            live.apply(&submission, now(), usize::MAX, &mut checkpoint)
+                .expect("applies");
+            live.committed(None, &settings);
+            held.push((live.oldest_revision(), live.held));
+        }
+        // "ab" and "c" fit in 3 bytes; "defg" alone does not, and is kept all the same.
+        assert_eq!(held, [(0, 2), (0, 3), (2, 4)]);
+        assert_eq!(live.held, weighed(&live));
+    }
+
+    #[test]
+    fn a_sequence_number_from_the_store_never_lowers_a_known_one() {
+        let mut live = live_with("");
+        let alice = client("alice");
+        live.seed_seq(&alice, 5);
+        assert_eq!(live.last_seq(&alice), Some(5));
+        commit(
+            &mut live,
+            &op("alice", 6, 0, TextOperation::new().insert("a")),
+        );
+        live.seed_seq(&alice, 3);
+        assert_eq!(live.last_seq(&alice), Some(6));
+        assert!(live.knows_client(&alice));
+    }
+
+    #[test]
+    fn loading_stops_at_the_first_logged_operation_that_cannot_follow() {
+        let logged = |revision, operation| CommittedOperation {
+            revision,
+            client: client("alice"),
+            seq: revision,
+            operation,
+            committed_at: now(),
+            submission_digest: None,
+        };
+        let room = || Room::new(RoomId::generate(), Language::default(), "ab".into(), now());
+        let (live, damaged) = LiveRoom::load(
+            room().expect("valid"),
+            vec![
+                logged(1, TextOperation::new().retain(2).insert("c")),
+                logged(3, TextOperation::new().retain(3).insert("d")),
+                logged(4, TextOperation::new().retain(4).insert("e")),
+            ],
+            &LiveSettings::default(),
+        );
+        assert_eq!(live.document().text(), "abc");
+        assert_eq!(
+            damaged.map(|(revision, reason)| (revision, reason.to_string())),
+            Some((3, "follows revision 1 out of order".to_owned()))
+        );
+        let (live, damaged) = LiveRoom::load(
+            room().expect("valid"),
+            vec![logged(1, TextOperation::new().retain(9))],
+            &LiveSettings::default(),
+        );
+        assert_eq!(
+            (live.document().text(), live.oldest_revision()),
+            ("ab".to_owned(), 0)
+        );
+        assert!(
+            matches!(damaged, Some((1, Unreplayable::DoesNotApply(_)))),
+            "{damaged:?}"
+        );
+    }
+
+    #[test]
+    fn selections_follow_the_edits_since_their_revision() {
+        let mut live = live_with("abcdef");
+        commit(
+            &mut live,
+            &op("alice", 1, 0, TextOperation::new().insert("12").retain(6)),
+        );
+        let moved = live
+            .transform_selection(Selection { anchor: 1, head: 3 }, 0)
+            .expect("in history");
+        assert_eq!(moved, Selection { anchor: 3, head: 5 });
+        assert!(live.transform_selection(Selection::cursor(0), 9).is_err());
+    }
+
+    #[test]
+    fn old_texts_are_rebuilt_from_the_history() {
+        let mut live = live_with("");
+        for (seq, text) in ["a", "b", "c"].iter().enumerate() {
+            let seq = seq as u64;
+            commit(
+                &mut live,
+                &op(
+                    "alice",
+                    seq + 1,
+                    seq,
+                    TextOperation::new()
+                        .retain(usize::try_from(seq).unwrap_or(0))
+                        .insert(text),
+                ),
+            );
+        }
+        assert_eq!(live.text_at(1).expect("in history"), "a");
+        assert_eq!(
+            live.texts_at(&[0, 2, 3, 9]),
+            [
+                (3, "abc".to_owned()),
+                (2, "ab".to_owned()),
+                (0, String::new())
+            ]
+        );
     }
 }

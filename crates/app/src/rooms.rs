@@ -1,16 +1,10 @@
 //! Room use cases: create, read, open for editing, commit edits, close.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use duet_domain::{
-    ClientId, CodeError, CommittedOperation, Document, Language, LanguageError, PlainMember, Room,
-    RoomId,
-};
+use duet_domain::{ClientId, CodeError, CommittedOperation, Language, LanguageError, Room, RoomId};
 
-use crate::live::{
-    Change, HistoryEntry, LiveRoom, Outcome, Submission, SubmitError, lock_plain, trim_history,
-};
+use crate::live::{LiveRoom, LiveSettings, Outcome, Submission, SubmitError};
 use crate::ports::{Clock, RepositoryError, RoomRepository};
 use crate::resume::ResumeTokens;
 
@@ -54,46 +48,11 @@ pub enum ApplyEditError {
     InDoubt(#[source] RepositoryError),
 }
 
-/// What a batch changed outside the document and history, undone when it is not stored.
-enum Undo {
-    /// A client's last sequence number before the batch.
-    Seq(ClientId, Option<u64>),
-    /// A plain connection's state before the batch.
-    Plain(Arc<Mutex<PlainMember>>, Box<PlainMember>),
-}
-
 /// Whether loading a room may repair its log (only its single writer may).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Repair {
     Yes,
     No,
-}
-
-/// How much of a live room is kept, and how often its snapshot is refreshed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LiveSettings {
-    /// How many recent operations are kept in memory to transform late edits and resume
-    /// clients; a client further behind must resynchronise.
-    pub history: usize,
-    /// How many operations may follow the stored snapshot before it is refreshed.
-    pub snapshot_every: u64,
-    /// How much text (bytes inserted and deleted) the kept history may hold: large pastes
-    /// shorten it, so a room's memory stays bounded.
-    pub history_bytes: usize,
-    /// The longest text a room may hold, in UTF-16 code units; an edit that would make it
-    /// longer is refused (`room_too_large`) and changes nothing.
-    pub max_room_units: usize,
-}
-
-impl Default for LiveSettings {
-    fn default() -> Self {
-        Self {
-            history: 1000,
-            snapshot_every: 200,
-            history_bytes: 64 * 1024 * 1024,
-            max_room_units: 4 * 1024 * 1024,
-        }
-    }
 }
 
 /// The room use cases, over a room store and a clock.
@@ -168,7 +127,7 @@ impl Rooms {
         token: Option<&str>,
         connected: bool,
     ) -> Result<Identity, RepositoryError> {
-        let room = live.room.id();
+        let room = live.id();
         let proved =
             |client: &ClientId| token.is_some_and(|token| self.tokens.verify(room, client, token));
         let (client, proved) = match claimed {
@@ -187,7 +146,7 @@ impl Rooms {
             None => (ClientId::generate(), false),
         };
         let token = self.tokens.issue(room, &client);
-        live.issued.insert(client.clone());
+        live.issue(client.clone());
         Ok(Identity {
             client,
             proved,
@@ -248,9 +207,7 @@ impl Rooms {
             Ok(None) => return Err(GetRoomError::NotFound(id)),
             Err(error) => return Err(GetRoomError::Unavailable(error)),
         };
-        let mut room = room;
-        let revision = room.revision();
-        let operations = match self.repository.operations_since(id, revision).await {
+        let operations = match self.repository.operations_since(id, room.revision()).await {
             Ok(operations) => operations,
             Err(RepositoryError::Unreadable {
                 revision: damaged,
@@ -263,54 +220,13 @@ impl Rooms {
             }
             Err(error) => return Err(GetRoomError::Unavailable(error)),
         };
-        // The document holds the text; the live room keeps only the details.
-        let mut document = Document::new(&room.take_code(), revision);
-        let mut history = VecDeque::new();
-        for committed in operations {
-            // Checked: the revisions come from the store, which may be damaged.
-            let applied = if document.revision().checked_add(1) == Some(committed.revision) {
-                document
-                    .invert(&committed.operation)
-                    .and_then(|inverse| {
-                        document.apply(&committed.operation)?;
-                        Ok(inverse)
-                    })
-                    .map_err(|error| format!("does not apply: {error}"))
-            } else {
-                Err(format!(
-                    "follows revision {} out of order",
-                    document.revision()
-                ))
-            };
-            let inverse = match applied {
-                Ok(inverse) => inverse,
-                Err(reason) => {
-                    self.set_aside(id, committed.revision, &reason, repair)
-                        .await?;
-                    break;
-                }
-            };
-            history.push_back(HistoryEntry {
-                committed: Arc::new(committed),
-                inverse,
-            });
-            if history.len() > self.settings.history {
-                history.pop_front();
-            }
+        let (live, damaged) = LiveRoom::load(room, operations, &self.settings);
+        if let Some((revision, reason)) = damaged {
+            self.set_aside(id, revision, &reason.to_string(), repair)
+                .await?;
         }
-        trim_history(
-            &mut history,
-            self.settings.history,
-            self.settings.history_bytes,
-        );
-        tracing::debug!(room = %id, revision = document.revision(), "room opened");
-        Ok(LiveRoom {
-            room,
-            document,
-            history,
-            last_seq: HashMap::new(),
-            issued: std::collections::HashSet::new(),
-        })
+        tracing::debug!(room = %id, revision = live.document().revision(), "room opened");
+        Ok(live)
     }
 
     /// Logs a damaged log loudly and, for the room's writer, moves the damage into quarantine.
@@ -346,32 +262,27 @@ impl Rooms {
         live: &mut LiveRoom,
         batch: Vec<Submission>,
     ) -> Result<Vec<Outcome>, ApplyEditError> {
-        let id = live.room.id();
-        let document_before = live.document.clone();
-        let history_before = live.history.len();
-        let mut seqs_before = Vec::new();
+        let id = live.id();
+        let mut checkpoint = live.checkpoint();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut committed = Vec::new();
         let now = self.clock.now();
         for submission in batch {
             let outcome = match self.known_revision(live, &submission).await {
                 Err(error) => {
-                    Self::restore(live, document_before, history_before, seqs_before);
+                    live.rollback(checkpoint);
                     return Err(unavailable_or_not_found(id, error));
                 }
                 Ok(Some(Ok(revision))) => Outcome::Duplicate { revision },
                 Ok(Some(Err(error))) => Outcome::Rejected(error),
-                Ok(None) => match Self::apply(live, &submission, now, self.settings.max_room_units)
-                {
+                Ok(None) => match live.apply(
+                    &submission,
+                    now,
+                    self.settings.max_room_units,
+                    &mut checkpoint,
+                ) {
                     Err(error) => Outcome::Rejected(error),
-                    Ok((operation, plain_before)) => {
-                        let previous = live
-                            .last_seq
-                            .insert(submission.client.clone(), submission.seq);
-                        seqs_before.push(Undo::Seq(submission.client, previous));
-                        if let Some((member, before)) = plain_before {
-                            seqs_before.push(Undo::Plain(member, Box::new(before)));
-                        }
+                    Ok(operation) => {
                         committed.push(CommittedOperation::clone(&operation));
                         Outcome::Committed(operation)
                     }
@@ -382,13 +293,7 @@ impl Rooms {
         if committed.is_empty() {
             return Ok(outcomes);
         }
-        let snapshot = (live.document.revision() - live.room.revision()
-            >= self.settings.snapshot_every)
-            .then(|| {
-                let mut room = live.room.clone();
-                room.advance(&live.document, now);
-                room
-            });
+        let snapshot = live.snapshot_due(self.settings.snapshot_every, now);
         if let Err(error) = self
             .repository
             .append(id, &committed, snapshot.clone())
@@ -401,28 +306,20 @@ impl Rooms {
                 Ok(false) if matches!(error, RepositoryError::OperationExists(_)) => {
                     // The store holds what this room thought free: the live room is behind
                     // the store and must be loaded again.
-                    Self::restore(live, document_before, history_before, seqs_before);
+                    live.rollback(checkpoint);
                     return Err(ApplyEditError::InDoubt(error));
                 }
                 Ok(false) => {
-                    Self::restore(live, document_before, history_before, seqs_before);
+                    live.rollback(checkpoint);
                     return Err(unavailable_or_not_found(id, error));
                 }
                 Err(unknown) => {
-                    Self::restore(live, document_before, history_before, seqs_before);
+                    live.rollback(checkpoint);
                     return Err(ApplyEditError::InDoubt(unknown));
                 }
             }
         }
-        if let Some(mut snapshot) = snapshot {
-            snapshot.take_code();
-            live.room = snapshot;
-        }
-        trim_history(
-            &mut live.history,
-            self.settings.history,
-            self.settings.history_bytes,
-        );
+        live.committed(snapshot, &self.settings);
         Ok(outcomes)
     }
 
@@ -462,19 +359,19 @@ impl Rooms {
         // A client first seen since the room was loaded continues from its latest committed
         // seq: a lower or equal one is a resend (or a reuse), never a new edit, so it can never
         // collide with the log.
-        if !live.last_seq.contains_key(client)
-            && let Some(latest) = self.repository.latest_seq(live.room.id(), client).await?
+        if live.last_seq(client).is_none()
+            && let Some(latest) = self.repository.latest_seq(live.id(), client).await?
         {
-            live.last_seq.insert(client.clone(), latest);
+            live.seed_seq(client, latest);
         }
-        let recorded = match live.last_seq.get(client) {
-            Some(last) if seq > *last => return Ok(None),
+        let recorded = match live.last_seq(client) {
+            Some(last) if seq > last => return Ok(None),
             Some(_) => match live.recorded_in_history(client, seq) {
                 Some(recorded) => Some(recorded),
                 None => {
                     let found = self
                         .repository
-                        .find_operation(live.room.id(), client, seq)
+                        .find_operation(live.id(), client, seq)
                         .await?;
                     if found.is_none() {
                         return Ok(Some(Err(SubmitError::StaleSeq { seq })));
@@ -488,86 +385,6 @@ impl Rooms {
             Some(digest) if digest != submission.digest() => Err(SubmitError::SeqReused { seq }),
             _ => Ok(recorded.revision),
         }))
-    }
-
-    /// Applies one submission to the live room; for a plain client's frame, also returns its
-    /// connection's state as it was before, to restore if the batch is not stored.
-    #[allow(clippy::type_complexity)]
-    fn apply(
-        live: &mut LiveRoom,
-        submission: &Submission,
-        now: chrono::DateTime<chrono::Utc>,
-        max_room_units: usize,
-    ) -> Result<
-        (
-            Arc<CommittedOperation>,
-            Option<(Arc<Mutex<PlainMember>>, PlainMember)>,
-        ),
-        SubmitError,
-    > {
-        // A plain frame's base is inferred now, against the room as this batch has left it,
-        // so that two frames of one connection in a batch read each other.
-        let (operation, plain) = match &submission.change {
-            Change::Buffer(frame) => {
-                let member = lock_plain(&frame.member);
-                let oldest = member
-                    .oldest_revision()
-                    .unwrap_or_else(|| live.document.revision());
-                let steps = live.steps_since(oldest, &submission.client);
-                let edit = member.merge(&live.document, &steps, &frame.text, frame.answered)?;
-                (edit.operation.clone(), Some((frame, edit)))
-            }
-            _ => (live.rebase(submission)?, None),
-        };
-        // A room over the limit (made before it, or with a lower one) may still shrink.
-        if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
-        {
-            return Err(SubmitError::RoomTooLarge {
-                limit: max_room_units,
-            });
-        }
-        let inverse = live.document.invert(&operation)?;
-        live.document.apply(&operation)?;
-        let plain_before = plain.map(|(frame, edit)| {
-            let mut member = lock_plain(&frame.member);
-            let before = member.clone();
-            member.applied(edit, live.document.revision());
-            (Arc::clone(&frame.member), before)
-        });
-        let committed = Arc::new(CommittedOperation {
-            revision: live.document.revision(),
-            client: submission.client.clone(),
-            seq: submission.seq,
-            operation,
-            committed_at: now,
-            submission_digest: Some(submission.digest()),
-        });
-        live.history.push_back(HistoryEntry {
-            committed: Arc::clone(&committed),
-            inverse,
-        });
-        Ok((committed, plain_before))
-    }
-
-    fn restore(
-        live: &mut LiveRoom,
-        document: duet_domain::Document,
-        history: usize,
-        undo: Vec<Undo>,
-    ) {
-        live.document = document;
-        live.history.truncate(history);
-        for step in undo.into_iter().rev() {
-            match step {
-                Undo::Seq(client, Some(seq)) => {
-                    live.last_seq.insert(client, seq);
-                }
-                Undo::Seq(client, None) => {
-                    live.last_seq.remove(&client);
-                }
-                Undo::Plain(member, before) => *lock_plain(&member) = *before,
-            }
-        }
     }
 
     /// Changes a live room's language and stores it (with a snapshot of the code).
@@ -585,8 +402,7 @@ impl Rooms {
             .save(&room)
             .await
             .map_err(|error| unavailable_or_not_found(room.id(), error))?;
-        room.take_code();
-        live.room = room;
+        live.snapshot_stored(room);
         Ok(())
     }
 
@@ -596,7 +412,7 @@ impl Rooms {
     /// # Errors
     /// [`ApplyEditError`] when the store fails; the operations are safe in the log regardless.
     pub async fn close(&self, live: &LiveRoom) -> Result<(), ApplyEditError> {
-        if live.document.revision() == live.room.revision() {
+        if !live.ahead_of_snapshot() {
             return Ok(());
         }
         let room = live.room();
@@ -611,25 +427,11 @@ impl Rooms {
 mod tests {
     use super::*;
     use crate::live::Change;
-    use crate::ports::MockRoomRepository;
-    use crate::testing::{FixedClock, InMemoryRoomRepository};
-    use duet_domain::{ClientId, CommittedOperation, Selection, TextOperation};
+    use crate::testing::{FixedClock, InMemoryRoomRepository, client, op};
+    use duet_domain::{CommittedOperation, TextOperation};
 
     fn rooms_over(repository: Arc<InMemoryRoomRepository>, settings: LiveSettings) -> Rooms {
         Rooms::with_settings(repository, Arc::new(FixedClock::default()), settings)
-    }
-
-    fn client(name: &str) -> ClientId {
-        ClientId::new(name).expect("valid client id")
-    }
-
-    fn op(client_name: &str, seq: u64, base: u64, operation: TextOperation) -> Submission {
-        Submission {
-            client: client(client_name),
-            seq,
-            base,
-            change: Change::Operation(operation),
-        }
     }
 
     fn revisions(outcomes: &[Outcome]) -> Vec<Option<u64>> {
@@ -891,26 +693,9 @@ mod tests {
     async fn failing_append(
         afterwards: fn() -> Result<Option<u64>, RepositoryError>,
     ) -> (Rooms, LiveRoom) {
-        let room = Room::new(
-            RoomId::generate(),
-            Language::default(),
-            "before".into(),
-            FixedClock::default().now(),
-        )
-        .expect("valid");
-        let mut repository = MockRoomRepository::new();
-        let stored = room.clone();
-        repository
-            .expect_find()
-            .returning(move |_| Ok(Some(stored.clone())));
-        repository
-            .expect_operations_since()
-            .returning(|_, _| Ok(Vec::new()));
+        let room = crate::testing::room_holding("before");
         // Asked first whether the edit is a resend (it is not), then whether it was stored.
-        repository
-            .expect_find_operation()
-            .returning(|_, _, _| Ok(None));
-        repository.expect_latest_seq().returning(|_, _| Ok(None));
+        let mut repository = crate::testing::mock_store_holding(&room);
         repository
             .expect_confirm_stored()
             .returning(move |_, _, _| afterwards());
@@ -960,61 +745,6 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(live.document().revision(), 0);
-    }
-
-    #[tokio::test]
-    async fn selections_follow_the_edits_since_their_revision() {
-        let rooms = rooms_over(Arc::default(), LiveSettings::default());
-        let mut live = room_with(&rooms, "abcdef").await;
-        rooms
-            .commit(
-                &mut live,
-                vec![op(
-                    "alice",
-                    1,
-                    0,
-                    TextOperation::new().insert("12").retain(6),
-                )],
-            )
-            .await
-            .expect("committed");
-        let moved = live
-            .transform_selection(Selection { anchor: 1, head: 3 }, 0)
-            .expect("in history");
-        assert_eq!(moved, Selection { anchor: 3, head: 5 });
-        assert!(live.transform_selection(Selection::cursor(0), 9).is_err());
-    }
-
-    #[tokio::test]
-    async fn old_texts_are_rebuilt_from_the_history() {
-        let rooms = rooms_over(Arc::default(), LiveSettings::default());
-        let mut live = room_with(&rooms, "").await;
-        for (seq, text) in ["a", "b", "c"].iter().enumerate() {
-            let seq = seq as u64;
-            rooms
-                .commit(
-                    &mut live,
-                    vec![op(
-                        "alice",
-                        seq + 1,
-                        seq,
-                        TextOperation::new()
-                            .retain(usize::try_from(seq).unwrap_or(0))
-                            .insert(text),
-                    )],
-                )
-                .await
-                .expect("committed");
-        }
-        assert_eq!(live.text_at(1).expect("in history"), "a");
-        assert_eq!(
-            live.texts_at(&[0, 2, 3, 9]),
-            [
-                (3, "abc".to_owned()),
-                (2, "ab".to_owned()),
-                (0, String::new())
-            ]
-        );
     }
 
     #[tokio::test]

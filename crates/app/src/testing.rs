@@ -92,9 +92,11 @@ impl RoomRepository for InMemoryRoomRepository {
             .get_mut(&room)
             .ok_or(RepositoryError::RoomNotFound(room))?;
         for (index, operation) in operations.iter().enumerate() {
+            // The numbers first: comparing every stored client id made long logs slow to
+            // append to.
             let clashes = |other: &CommittedOperation| {
                 other.revision == operation.revision
-                    || (other.client == operation.client && other.seq == operation.seq)
+                    || (other.seq == operation.seq && other.client == operation.client)
             };
             if stored.operations.iter().any(clashes) || operations[..index].iter().any(clashes) {
                 return Err(RepositoryError::OperationExists(room));
@@ -589,6 +591,69 @@ macro_rules! room_repository_contract {
             }
         }
     };
+}
+
+/// A mock store that holds `room` with an empty log and answers every read a live room makes
+/// of a store that knows nothing else (no earlier edit of any client, no known client id) and
+/// every snapshot save with success; what a test wants to fail (appends, say) it expects on
+/// top.
+#[must_use]
+pub fn mock_store_holding(room: &Room) -> crate::ports::MockRoomRepository {
+    let mut repository = crate::ports::MockRoomRepository::new();
+    let stored = room.clone();
+    repository
+        .expect_find()
+        .returning(move |_| Ok(Some(stored.clone())));
+    repository
+        .expect_operations_since()
+        .returning(|_, _| Ok(Vec::new()));
+    repository
+        .expect_find_operation()
+        .returning(|_, _, _| Ok(None));
+    repository.expect_latest_seq().returning(|_, _| Ok(None));
+    repository.expect_has_client().returning(|_, _| Ok(false));
+    repository.expect_save().returning(|_| Ok(()));
+    repository
+}
+
+/// A valid room holding `code`, made now by the fixed clock.
+///
+/// # Panics
+/// When `code` is not valid room code (it holds a NUL character).
+#[must_use]
+pub fn room_holding(code: &str) -> Room {
+    Room::new(
+        RoomId::generate(),
+        duet_domain::Language::default(),
+        code.into(),
+        FixedClock::default().now(),
+    )
+    .expect("valid code")
+}
+
+/// A client id for tests.
+///
+/// # Panics
+/// When `name` is not a valid client id.
+#[must_use]
+pub fn client(name: &str) -> ClientId {
+    ClientId::new(name).expect("valid client id")
+}
+
+/// `name`'s edit number `seq`: `operation`, made on revision `base`.
+#[must_use]
+pub fn op(
+    name: &str,
+    seq: u64,
+    base: u64,
+    operation: duet_domain::TextOperation,
+) -> crate::Submission {
+    crate::Submission {
+        client: client(name),
+        seq,
+        base,
+        change: crate::Change::Operation(operation),
+    }
 }
 
 #[cfg(test)]

@@ -244,6 +244,20 @@ pub fn serve(submissions: &[Submission]) -> Result<String, OperationError> {
     Ok(server.document.text())
 }
 
+/// The server's side of a replay, edit by edit: what [`serve`] commits for each submission,
+/// in order, for comparing another server's transformations with it.
+///
+/// # Errors
+/// [`OperationError`] when a submission does not fit the server's history.
+pub fn committed(submissions: &[Submission]) -> Result<Vec<TextOperation>, OperationError> {
+    let authors = submissions.iter().map(|s| s.author + 1).max().unwrap_or(0);
+    let mut server = Server::new(authors);
+    submissions
+        .iter()
+        .map(|submission| server.receive(submission))
+        .collect()
+}
+
 /// Replays `transactions` (made by `authors` authors) and returns the server's final text.
 ///
 /// # Errors

@@ -6,8 +6,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use duet_app::{ApplyEditError, AutocompleteRequestError, CreateRoomError, GetRoomError};
+use duet_app::{AutocompleteRequestError, CreateRoomError, GetRoomError};
 use duet_domain::{PositionError, RoomIdError};
+use duet_live::JoinError;
 use serde::Serialize;
 
 /// An error answered to an HTTP client.
@@ -115,17 +116,7 @@ impl ApiError {
     }
 }
 
-/// Formats an error with all its causes, `outer: inner: innermost`.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use duet_app::error_chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -203,15 +194,13 @@ impl From<CreateRoomError> for ApiError {
     }
 }
 
-impl From<ApplyEditError> for ApiError {
-    fn from(error: ApplyEditError) -> Self {
+impl From<JoinError> for ApiError {
+    fn from(error: JoinError) -> Self {
         match error {
-            ApplyEditError::NotFound(_) => {
+            JoinError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }
-            ApplyEditError::Unavailable(_) | ApplyEditError::InDoubt(_) => {
-                Self::unavailable(&error)
-            }
+            JoinError::Unavailable(_) | JoinError::Stopped => Self::unavailable(&error),
         }
     }
 }

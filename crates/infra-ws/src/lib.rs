@@ -1,16 +1,16 @@
-//! Duet's HTTP and WebSocket adapter on axum: the routes, the HTTP wire types, the WebSocket
-//! endpoint and the per-room hubs. Only this crate knows axum; the `duet.v1` messages it
-//! speaks are defined in `duet_protocol`.
+//! Duet's HTTP and WebSocket adapter on axum: the routes, the WebSocket transport, and the
+//! `wire` module that turns the live rooms' events into frames and codes. Only this crate knows
+//! axum, HTTP and JSON framing; the rules of a live room are in `duet-live`.
 //!
 //! [`serve`] runs the whole API on a listener until a shutdown future completes; [`router`]
 //! builds the same routes for tests that call them in process.
 
 mod error;
-mod hub;
 mod json;
 mod limits;
 mod routes;
 mod server;
+mod wire;
 mod ws;
 
 #[cfg(test)]
@@ -27,6 +27,7 @@ use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use duet_app::ports::HealthCheck;
 use duet_app::{Autocomplete, Rooms};
+use duet_live::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -35,7 +36,7 @@ use tower_http::trace::TraceLayer;
 
 pub use duet_protocol::SUBPROTOCOL;
 pub use error::ApiError;
-pub use hub::Hubs;
+pub use wire::Wire;
 pub use ws::MessageRate;
 
 /// Which browser origins may call the API.
@@ -56,8 +57,6 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The largest WebSocket message accepted.
     pub max_frame_bytes: usize,
-    /// How many frames a WebSocket client may fall behind before it is dropped.
-    pub send_queue: usize,
     /// How long open WebSockets get to close when the server stops.
     pub shutdown_grace: Duration,
     /// How often a quiet WebSocket is pinged; one silent for two intervals is dropped.
@@ -113,7 +112,6 @@ impl Default for Settings {
             allowed_origins: AllowedOrigins::Any,
             max_body_bytes: 1024 * 1024,
             max_frame_bytes: 1024 * 1024,
-            send_queue: 256,
             shutdown_grace: Duration::from_secs(5),
             ping_interval: Duration::from_secs(30),
             message_rate: MessageRate {
@@ -129,6 +127,8 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct Services {
     pub rooms: Rooms,
+    /// The live rooms, over the same use cases, with this adapter's [`Wire`] encoding.
+    pub live: Arc<Registry<Wire>>,
     pub autocomplete: Autocomplete,
     pub health: Arc<dyn HealthCheck>,
 }
@@ -139,7 +139,7 @@ struct AppState {
     rooms: Rooms,
     autocomplete: Autocomplete,
     health: Arc<dyn HealthCheck>,
-    hubs: Arc<Hubs>,
+    live: Arc<Registry<Wire>>,
     settings: Arc<Settings>,
     /// Turns true when the server starts shutting down.
     shutdown: watch::Receiver<bool>,
@@ -174,7 +174,7 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         body_timeout: settings.connections.body_timeout,
     };
     let state = AppState {
-        hubs: Arc::new(Hubs::new(services.rooms.clone(), settings.send_queue)),
+        live: services.live,
         rooms: services.rooms,
         autocomplete: services.autocomplete,
         health: services.health,

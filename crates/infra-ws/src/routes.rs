@@ -223,7 +223,7 @@ pub async fn update_room(
             error.to_string(),
         )
     })?;
-    let room = state.hubs.change_language(id, language).await?;
+    let room = state.live.change_language(id, language).await?;
     Ok(Json(room.into()))
 }
 

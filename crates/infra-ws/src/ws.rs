@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use duet_app::{Autocomplete, Change};
 use duet_domain::{Answered, ClientId, Language, RoomId};
+use duet_live::{Edit, Inbox, JoinRequest, MemberKind, Membership, RoomStopped, SnapshotError};
 use duet_protocol::batch::FrameBatch;
 use duet_protocol::close::{
     GOING_AWAY, MESSAGE_TOO_BIG, POLICY_VIOLATION, TRY_AGAIN_LATER, UNSUPPORTED_DATA,
@@ -32,7 +33,7 @@ use tokio::time::Instant;
 
 use crate::AppState;
 use crate::error::{ApiError, error_chain};
-use crate::hub::{Inbox, JoinRequest, MemberEdit, Membership, Outgoing, Protocol};
+use crate::wire;
 
 /// How long a close handshake may take before the connection is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -109,10 +110,10 @@ pub async fn connect(
         }
     };
     let upgrade = upgrade.protocols([SUBPROTOCOL]);
-    let protocol = if upgrade.selected_protocol().is_some() {
-        Protocol::V1
+    let kind = if upgrade.selected_protocol().is_some() {
+        MemberKind::Operations
     } else {
-        Protocol::Plain
+        MemberKind::WholeBuffers
     };
     let name: String = params
         .name
@@ -121,13 +122,13 @@ pub async fn connect(
         .take(MAX_NAME)
         .collect();
     let request = JoinRequest {
-        protocol,
+        kind,
         client,
         resume_token: params.resume_token,
         name,
         since: params.since,
     };
-    let (membership, inbox) = state.hubs.join(id, request).await?;
+    let (membership, inbox) = state.live.join(id, request).await?;
     let settings = state.settings.clone();
     // Messages up to twice the limit are read whole and refused with a clean close handshake;
     // only larger ones are cut off at their header.
@@ -144,13 +145,13 @@ pub async fn connect(
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| async move {
             let _tracked = tracker;
-            tracing::debug!(room = %membership.room_id(), client = %membership.client(), ?protocol, "client joined");
+            tracing::debug!(room = %membership.room_id(), client = %membership.client(), ?kind, "client joined");
             let connection = Connection {
                 membership,
                 rate: settings.message_rate,
                 autocomplete,
-                protocol,
-                batch: batch && protocol == Protocol::V1,
+                kind,
+                batch: batch && kind == MemberKind::Operations,
                 limit: settings.max_frame_bytes,
                 ping_interval: settings.ping_interval,
                 started: Instant::now(),
@@ -233,11 +234,11 @@ impl RateLimit {
 }
 
 struct Connection {
-    membership: Membership,
+    membership: Membership<Utf8Bytes>,
     /// How fast this connection may send.
     rate: MessageRate,
     autocomplete: Autocomplete,
-    protocol: Protocol,
+    kind: MemberKind,
     /// Messages queued together go out as one frame holding a JSON array of them.
     batch: bool,
     limit: usize,
@@ -249,9 +250,17 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, socket: WebSocket, inbox: Inbox, mut shutdown: watch::Receiver<bool>) {
+    async fn serve(
+        self,
+        socket: WebSocket,
+        inbox: Inbox<Utf8Bytes>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let (mut sink, mut stream) = socket.split();
-        let Inbox { mut frames, kicked } = inbox;
+        let Inbox {
+            events: mut frames,
+            kicked,
+        } = inbox;
         let ending = tokio::select! {
             ending = self.read(&mut stream) => ending,
             ending = self.forward(&mut frames, &mut sink) => ending,
@@ -259,8 +268,8 @@ impl Connection {
                 tracing::info!(room = %self.membership.room_id(), "client dropped");
                 // Whatever the room queued last (a close frame, perhaps) still goes out.
                 let member = self.membership.member();
-                'queued: while let Ok(outgoing) = frames.try_recv() {
-                    for frame in outgoing.frames(member) {
+                'queued: while let Ok(event) = frames.try_recv() {
+                    for frame in wire::frames(event, member) {
                         let closing = matches!(frame, Message::Close(_));
                         if tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await.is_err() || closing {
                             break 'queued;
@@ -317,16 +326,16 @@ impl Connection {
                 tracing::info!(room = %self.membership.room_id(), client = %self.membership.client(), "closing a connection that kept sending faster than allowed");
                 return ending;
             }
-            let sent = match self.protocol {
-                Protocol::Plain => {
+            let sent = match self.kind {
+                MemberKind::WholeBuffers => {
                     self.membership
-                        .edit(MemberEdit::Plain {
+                        .edit(Edit::WholeBuffer {
                             code: text.as_str().to_owned(),
                             answered,
                         })
                         .await
                 }
-                Protocol::V1 => self.read_v1(text.as_str()).await,
+                MemberKind::Operations => self.read_v1(text.as_str()).await,
             };
             if sent.is_err() {
                 return Ending::Close(TRY_AGAIN_LATER, "the room stopped; reconnect".into());
@@ -335,7 +344,7 @@ impl Connection {
         Ending::Gone
     }
 
-    async fn read_v1(&self, text: &str) -> Result<(), ()> {
+    async fn read_v1(&self, text: &str) -> Result<(), RoomStopped> {
         match ClientMessage::decode(text) {
             Ok(ClientMessage::Op {
                 revision,
@@ -344,7 +353,7 @@ impl Connection {
                 selection,
             }) => {
                 self.membership
-                    .edit(MemberEdit::V1 {
+                    .edit(Edit::Change {
                         seq,
                         revision,
                         change: Change::Operation(ops),
@@ -358,7 +367,7 @@ impl Connection {
                 code,
             }) => {
                 self.membership
-                    .edit(MemberEdit::V1 {
+                    .edit(Edit::Change {
                         seq,
                         revision,
                         change: Change::Code(code),
@@ -384,7 +393,7 @@ impl Connection {
             }) => self.autocomplete(id, revision, cursor_position).await,
             Err(error) => {
                 self.membership
-                    .refused(format!("the message is not valid duet.v1: {error}"))
+                    .bad_message(format!("the message is not valid duet.v1: {error}"))
                     .await
             }
         }
@@ -398,24 +407,25 @@ impl Connection {
         id: serde_json::Value,
         revision: u64,
         cursor: usize,
-    ) -> Result<(), ()> {
-        let (code, language, cursor) = match self.membership.snapshot(revision, cursor).await {
+    ) -> Result<(), RoomStopped> {
+        let snapshot = match self.membership.snapshot(revision, cursor).await {
             Ok(snapshot) => snapshot,
-            Err(None) => return Err(()),
-            Err(Some(error)) => {
-                let code = match error {
-                    duet_app::SubmitError::ResyncRequired { .. } => ErrorCode::ResyncRequired,
-                    _ => ErrorCode::BadRevision,
-                };
+            Err(SnapshotError::Stopped(stopped)) => return Err(stopped),
+            Err(SnapshotError::Revision(error)) => {
+                let code = wire::revision_error_code(&error);
                 self.answer_error(code, error.to_string(), Some(&id));
                 return Ok(());
             }
         };
         let autocomplete = self.autocomplete.clone();
-        let outbox = self.membership.outbox();
+        let replies = self.membership.replies();
         tokio::spawn(async move {
             let frame = match autocomplete
-                .suggest(code, cursor, Some(language.as_str()))
+                .suggest(
+                    snapshot.code,
+                    snapshot.cursor,
+                    Some(snapshot.language.as_str()),
+                )
                 .await
             {
                 Ok(completion) => ServerMessage::Suggestion {
@@ -423,28 +433,21 @@ impl Connection {
                     suggestion: Cow::Borrowed(&completion.suggestion),
                     alternatives: Cow::Borrowed(&completion.alternatives),
                 }
-                .encode(),
-                Err(error) => ServerMessage::Error {
-                    code: ErrorCode::InvalidCursor,
-                    message: error.to_string().into(),
-                    seq: None,
-                    id: Some(Cow::Borrowed(&id)),
+                .encode()
+                .into(),
+                Err(error) => {
+                    wire::error(ErrorCode::InvalidCursor, error.to_string(), None, Some(&id))
                 }
-                .encode(),
             };
-            let _ = outbox.try_send(Outgoing::Frame(Message::Text(frame.into())));
+            replies.send(frame);
         });
         Ok(())
     }
 
     fn answer_error(&self, code: ErrorCode, message: String, id: Option<&serde_json::Value>) {
-        let frame = ServerMessage::Error {
-            code,
-            message: message.into(),
-            seq: None,
-            id: id.map(Cow::Borrowed),
-        };
-        self.membership.answer(Message::Text(frame.encode().into()));
+        self.membership
+            .replies()
+            .send(wire::error(code, message, None, id));
     }
 
     fn seen(&self) {
@@ -480,7 +483,7 @@ impl Connection {
     /// and pings the client when it has been quiet for a while.
     async fn forward(
         &self,
-        frames: &mut tokio::sync::mpsc::Receiver<Outgoing>,
+        frames: &mut tokio::sync::mpsc::Receiver<duet_live::Event<Utf8Bytes>>,
         sink: &mut SplitSink<WebSocket, Message>,
     ) -> Ending {
         let mut pings =
@@ -505,9 +508,9 @@ impl Connection {
             };
             // Everything queued by now goes in one write.
             let member = self.membership.member();
-            let queued = frame.frames(member).chain(
+            let queued = wire::frames(frame, member).into_iter().chain(
                 std::iter::from_fn(|| frames.try_recv().ok())
-                    .flat_map(move |outgoing| outgoing.frames(member)),
+                    .flat_map(move |event| wire::frames(event, member)),
             );
             let Ok(closing) = send_queued(sink, queued, self.batch).await else {
                 return Ending::Gone;

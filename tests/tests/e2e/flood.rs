@@ -77,7 +77,7 @@ async fn unthrottled(database: &duet_infra_postgres::testing::TestDatabase) -> T
     config.settings.message_rate.per_second = 10_000_000;
     // Members may fall only a few entries behind: a flood that cost them an entry per message
     // would drop them at once.
-    config.settings.send_queue = 8;
+    config.send_queue = 8;
     TestServer::start(config).await
 }
 

@@ -230,7 +230,7 @@ async fn a_client_that_falls_behind_is_dropped_without_slowing_the_room(backend:
         return;
     };
     let mut config = test_config(database.url());
-    config.settings.send_queue = 4;
+    config.send_queue = 4;
     let server = TestServer::start(config).await;
     let room = server.create_room(json!({})).await;
     // This client never reads, so its socket buffers fill and then its queue overflows.

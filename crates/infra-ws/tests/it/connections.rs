@@ -12,7 +12,8 @@ use duet_app::ports::{RecordedSubmission, RepositoryError, RoomRepository};
 use duet_app::testing::{FixedClock, InMemoryRoomRepository};
 use duet_app::{Autocomplete, Rooms};
 use duet_domain::{CannedAutocompleter, ClientId, CommittedOperation, Room, RoomId};
-use duet_infra_ws::{ConnectionLimits, Services, Settings, serve};
+use duet_infra_ws::{ConnectionLimits, Services, Settings, Wire, serve};
+use duet_live::Registry;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -51,8 +52,10 @@ impl Server {
     }
 
     async fn with_settings(settings: Settings, repository: Arc<dyn RoomRepository>) -> Self {
+        let rooms = Rooms::new(repository, Arc::new(FixedClock::default()));
         let services = Services {
-            rooms: Rooms::new(repository, Arc::new(FixedClock::default())),
+            live: Arc::new(Registry::new(rooms.clone(), Wire, 256)),
+            rooms,
             autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
             health: Arc::new(InMemoryRoomRepository::default()),
         };

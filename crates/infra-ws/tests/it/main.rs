@@ -13,7 +13,8 @@ use duet_app::ports::{MockHealthCheck, MockRoomRepository, RepositoryError};
 use duet_app::testing::{FixedClock, InMemoryRoomRepository};
 use duet_app::{Autocomplete, Rooms};
 use duet_domain::CannedAutocompleter;
-use duet_infra_ws::{Services, Settings, router};
+use duet_infra_ws::{Services, Settings, Wire, router};
+use duet_live::Registry;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -31,8 +32,10 @@ fn failing_repository() -> MockRoomRepository {
 }
 
 fn services(repository: MockRoomRepository, health: MockHealthCheck) -> Services {
+    let rooms = Rooms::new(Arc::new(repository), Arc::new(FixedClock::default()));
     Services {
-        rooms: Rooms::new(Arc::new(repository), Arc::new(FixedClock::default())),
+        live: Arc::new(Registry::new(rooms.clone(), Wire, 256)),
+        rooms,
         autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
         health: Arc::new(health),
     }
@@ -93,8 +96,10 @@ async fn a_failing_store_is_503_without_internals() {
 #[tokio::test]
 async fn the_in_memory_store_serves_the_same_routes() {
     let repository = Arc::new(InMemoryRoomRepository::default());
+    let rooms = Rooms::new(repository.clone(), Arc::new(FixedClock::default()));
     let services = Services {
-        rooms: Rooms::new(repository.clone(), Arc::new(FixedClock::default())),
+        live: Arc::new(Registry::new(rooms.clone(), Wire, 256)),
+        rooms,
         autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
         health: repository.clone(),
     };
