@@ -304,3 +304,37 @@ fn what_a_newer_server_may_send_still_reads() {
     // A message type it does not know is an error the client can skip.
     assert!(ServerMessage::decode(r#"{"type":"typing","clientId":"alice"}"#).is_err());
 }
+
+#[test]
+fn a_server_message_reads_whatever_its_fields_order_and_refuses_a_missing_field() {
+    let op = ServerMessage::decode(r#"{"ops":[1,"x"],"clientId":"bob","revision":3,"type":"op"}"#)
+        .expect("the type may come last");
+    assert_eq!(
+        op,
+        ServerMessage::Op(WireOperation {
+            revision: 3,
+            client_id: "bob".into(),
+            ops: std::borrow::Cow::Owned(operation(serde_json::json!([1, "x"]))),
+        })
+    );
+    for missing in [
+        r#"{"type":"ack","revision":2}"#,
+        r#"{"type":"op","revision":3,"clientId":"bob"}"#,
+        r#"{"type":"welcome","clientId":"a","resumeToken":"t","revision":0,"language":"python"}"#,
+        r#"{"type":"error","message":"no code"}"#,
+        r#"{"revision":2,"seq":1}"#,
+    ] {
+        assert!(
+            ServerMessage::decode(missing).is_err(),
+            "{missing} lacks a field and must not read"
+        );
+    }
+    // `ops` is an operation in `op` and a list of operations in `welcome`; one in the other's
+    // place does not read.
+    assert!(
+        ServerMessage::decode(
+            r#"{"type":"op","revision":3,"clientId":"b","ops":[{"revision":1}]}"#
+        )
+        .is_err()
+    );
+}
