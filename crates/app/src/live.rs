@@ -83,7 +83,7 @@ pub enum SubmitError {
 impl Submission {
     /// The largest sequence number a client may use: JavaScript's largest exact integer, so
     /// every number a client sends means the same to it and fits every store.
-    pub const MAX_SEQ: u64 = 9_007_199_254_740_991;
+    pub const MAX_SEQ: u64 = duet_domain::Client::MAX_SEQ;
 
     /// A digest of what the client sent (its base revision and change), the same on every
     /// run of every build, so that a resend of the same edit is told from a different edit
