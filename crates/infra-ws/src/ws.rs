@@ -41,8 +41,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const READ_BUFFER: usize = 4 * 1024;
 /// Bytes gathered before a write goes out (a flush sends them sooner).
 const WRITE_BUFFER: usize = 8 * 1024;
-/// The longest display name kept.
-const MAX_NAME: usize = 64;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -115,17 +113,11 @@ pub async fn connect(
     } else {
         MemberKind::WholeBuffers
     };
-    let name: String = params
-        .name
-        .unwrap_or_default()
-        .chars()
-        .take(MAX_NAME)
-        .collect();
     let request = JoinRequest {
         kind,
         client,
         resume_token: params.resume_token,
-        name,
+        name: params.name.unwrap_or_default(),
         since: params.since,
     };
     let (membership, inbox) = state.live.join(id, request).await?;

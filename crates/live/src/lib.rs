@@ -26,4 +26,4 @@ pub use registry::{
     Edit, Inbox, JoinError, JoinRequest, Membership, Registry, Replies, RoomStopped, Snapshot,
     SnapshotError,
 };
-pub use session::MAX_CONSECUTIVE_ERRORS;
+pub use session::{MAX_CONSECUTIVE_ERRORS, MAX_NAME};

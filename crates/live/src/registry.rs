@@ -32,6 +32,7 @@ pub struct JoinRequest {
     pub client: Option<ClientId>,
     /// The proof that the connection is `client` (given in its first welcome).
     pub resume_token: Option<String>,
+    /// Its display name; the room keeps the first [`crate::MAX_NAME`] characters.
     pub name: String,
     /// The revision it has seen, to receive only the operations since.
     pub since: Option<u64>,

@@ -25,6 +25,8 @@ use crate::registry::{Command, Edit, JoinError, JoinRequest, Queued, Registry, S
 
 /// How many refused messages in a row close a member's place.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
+/// The longest display name kept, in characters; a longer one is cut.
+pub const MAX_NAME: usize = 64;
 /// How many queued commands a session handles in one round (and commits in one transaction).
 const BATCH: usize = 256;
 
@@ -478,10 +480,11 @@ impl<E: Encoder> Session<E> {
             // The queue is new and holds at least two events.
             let _ = inbox.try_send(first);
         }
+        let name: String = request.name.chars().take(MAX_NAME).collect();
         if request.kind == MemberKind::Operations {
             let joined = Participant {
                 client: client.clone(),
-                name: request.name.clone(),
+                name: name.clone(),
                 selection: None,
             };
             self.broadcast(Some(member_id), || Event::Joined(joined.clone()));
@@ -490,7 +493,7 @@ impl<E: Encoder> Session<E> {
             member_id,
             Member {
                 client: client.clone(),
-                name: request.name,
+                name,
                 kind: request.kind,
                 inbox,
                 _kick: kick,

@@ -102,13 +102,17 @@ impl Fixture {
         token: Option<&str>,
         since: Option<u64>,
     ) -> Member {
-        let request = JoinRequest {
+        self.join_with(JoinRequest {
             kind,
             client: client.map(|id| duet_domain::ClientId::new(id).expect("a valid id")),
             resume_token: token.map(str::to_owned),
             name: "tester".into(),
             since,
-        };
+        })
+        .await
+    }
+
+    pub async fn join_with(&self, request: JoinRequest) -> Member {
         let (membership, inbox) = self.registry.join(self.room, request).await.expect("joins");
         Member { membership, inbox }
     }

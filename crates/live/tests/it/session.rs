@@ -6,7 +6,9 @@ use duet_app::ports::RepositoryError;
 use duet_app::testing::{FixedClock, mock_store_holding, room_holding};
 use duet_app::{Change, Rooms, SubmitError};
 use duet_domain::{Answered, Language, Selection, TextOperation};
-use duet_live::{CloseReason, Edit, Event, MAX_CONSECUTIVE_ERRORS, MemberKind, Refusal, Start};
+use duet_live::{
+    CloseReason, Edit, Event, MAX_CONSECUTIVE_ERRORS, MAX_NAME, MemberKind, Refusal, Start,
+};
 
 use crate::{Fixture, Member};
 
@@ -538,5 +540,25 @@ async fn a_whole_buffer_member_that_cannot_resend_is_closed_when_its_edit_is_not
     match plain.next().await {
         Event::Closed(CloseReason::SaveFailed) => {}
         other => panic!("expected the member closed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_display_name_is_kept_to_its_first_characters() {
+    let fixture = Fixture::new("").await;
+    let (mut alice, _) = operations_member(&fixture).await;
+    let long = "é".repeat(MAX_NAME + 10);
+    let _bob = fixture
+        .join_with(duet_live::JoinRequest {
+            kind: MemberKind::Operations,
+            client: None,
+            resume_token: None,
+            name: long.clone(),
+            since: None,
+        })
+        .await;
+    match alice.next().await {
+        Event::Joined(joined) => assert_eq!(joined.name, "é".repeat(MAX_NAME)),
+        other => panic!("expected Bob's arrival, got {other:?}"),
     }
 }
