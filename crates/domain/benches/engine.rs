@@ -333,7 +333,7 @@ fn concurrent_traces(criterion: &mut Criterion) {
         group.throughput(Throughput::Elements(transactions.len() as u64));
         group.sample_size(10);
         // The server's share: each edit transformed over what was committed since its
-        // author's revision and applied (what Duet's hub does per edit).
+        // author's revision and applied (what a room's session does per edit).
         let submissions = central::submissions(authors, &transactions).expect("replays");
         group.bench_function("server", |bench| {
             bench.iter(|| central::serve(black_box(&submissions)).expect("serves"));

@@ -1,5 +1,6 @@
 //! Hostile frames: everything a `duet.v1` or plain client can send, through the parser and on
-//! into the room's commit path (`Rooms::commit` over the in-memory store, as the hub calls it).
+//! into the room's commit path (`Rooms::commit` over the in-memory store, as a room's session
+//! calls it).
 //! Nothing may panic; every committed operation must read back from the log and from its JSON
 //! form; the room's text must be what its committed operations make of the text it began with.
 //! (The parser alone is fuzzed in `duet_protocol`, whose strategies these frames are made of.)
