@@ -8,6 +8,7 @@
 mod error;
 mod json;
 mod limits;
+mod origin;
 mod routes;
 mod server;
 mod wire;
@@ -167,6 +168,7 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
     let (signal, shutdown) = watch::channel(false);
     let (connections, connections_closed) = mpsc::channel(1);
     let cors = cors(&settings.allowed_origins);
+    let allowed_origins = Arc::new(settings.allowed_origins.clone());
     let max_body = settings.max_body_bytes;
     let body_limit = RequestBodyLimitLayer::new(max_body);
     let request_limits = limits::RequestLimits {
@@ -207,6 +209,9 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(body_limit)
         .layer(from_fn_with_state(request_limits, limits::enforce))
+        // Inside CORS, so that preflights are still answered (without the CORS headers that
+        // would let a refused page go on).
+        .layer(from_fn_with_state(allowed_origins, origin::enforce))
         .layer(cors)
         .layer(map_response(error::normalise_error_response))
         // The span names the path only: query strings carry resume tokens, which never go to

@@ -395,6 +395,80 @@ async fn cross_origin_calls(backend: Backend) {
     server.stop().await;
 }
 
+/// An upgrade to the room's WebSocket sent from `origin`: the status of the answer and, when it
+/// was refused, its JSON body.
+async fn upgrade_from(server: &TestServer, room: &str, origin: &str) -> (u16, Value) {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+    let mut request = server
+        .ws_url(&format!("/ws/{room}"))
+        .into_client_request()
+        .expect("a request");
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().expect("a header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => (response.status().as_u16(), Value::Null),
+        Err(Error::Http(response)) => (
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                .expect("a JSON body"),
+        ),
+        Err(other) => panic!("the upgrade failed: {other}"),
+    }
+}
+
+async fn pages_from_unlisted_origins_are_refused(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let mut config = test_config(database.url());
+    config.settings.allowed_origins = duet_infra_ws_origins(&["https://editor.example"]);
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let create = |origin: Option<String>| {
+        let request = client.post(server.url("/rooms")).json(&json!({}));
+        match origin {
+            Some(origin) => request.header("origin", origin),
+            None => request,
+        }
+    };
+    let (status, body) = check(create(Some("https://evil.example".into()))).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "origin_not_allowed")
+    );
+    // A listed page, a page the server served itself, and a program that is no web page.
+    let own = server.url("");
+    for origin in [
+        Some("https://editor.example".to_owned()),
+        Some(own.clone()),
+        None,
+    ] {
+        let (status, body) = check(create(origin.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{origin:?}: {body}");
+    }
+    let room = server.create_room(json!({})).await;
+    let (status, body) = upgrade_from(&server, &room, "https://evil.example").await;
+    assert_eq!((status, error_code(&body)), (403, "origin_not_allowed"));
+    for origin in ["https://editor.example", own.as_str()] {
+        assert_eq!(
+            upgrade_from(&server, &room, origin).await.0,
+            101,
+            "{origin}"
+        );
+    }
+    server.stop().await;
+
+    // With the default (any origin), nothing is checked.
+    let server = TestServer::on(&database).await;
+    let room = server.create_room(json!({})).await;
+    assert_eq!(
+        upgrade_from(&server, &room, "https://evil.example").await.0,
+        101
+    );
+    server.stop().await;
+}
+
 fn duet_infra_ws_origins(origins: &[&str]) -> duet_server::AllowedOrigins {
     duet_server::AllowedOrigins::List(origins.iter().map(|o| (*o).to_owned()).collect())
 }
@@ -535,4 +609,5 @@ on_both_databases!(
     autocomplete_keeps_the_prototype_rule,
     bad_autocomplete_requests,
     cross_origin_calls,
+    pages_from_unlisted_origins_are_refused,
 );
