@@ -56,6 +56,7 @@ pub struct Options {
 async fn create_room(client: &reqwest::Client, url: &str) -> Result<String, String> {
     let answer = client
         .post(format!("{url}/rooms"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body("{}")
         .send()
         .await

@@ -334,6 +334,7 @@ async fn bad_autocomplete_requests(backend: Backend) {
     let (status, body) = check(
         client
             .post(server.url("/autocomplete"))
+            .header("content-type", "application/json")
             .body("{\"code\": \"a\", "),
     )
     .await;
@@ -466,6 +467,62 @@ async fn pages_from_unlisted_origins_are_refused(backend: Backend) {
         upgrade_from(&server, &room, "https://evil.example").await.0,
         101
     );
+    server.stop().await;
+}
+
+async fn bodies_must_say_they_are_json(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let server = TestServer::on(&database).await;
+    let client = reqwest::Client::new();
+    let room = server.create_room(json!({})).await;
+    let room_path = format!("/rooms/{room}");
+    let requests = [
+        ("POST", "/rooms", r#"{"code": "x"}"#),
+        ("POST", "/rooms/create", r#"{"code": "x"}"#),
+        (
+            "POST",
+            "/autocomplete",
+            r#"{"code": "pri", "cursorPosition": 3}"#,
+        ),
+        ("PATCH", room_path.as_str(), r#"{"language": "rust"}"#),
+    ];
+    // What a web page may send anywhere without asking first.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        for (method, path, body) in requests {
+            let mut request = client
+                .request(method.parse().expect("a method"), server.url(path))
+                .body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let (status, answer) = check(request).await;
+            assert_eq!(
+                (status, error_code(&answer)),
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+                "{method} {path} as {content_type:?}"
+            );
+        }
+    }
+    // Nothing was created or changed.
+    let (_, read) = check(client.get(server.url(&room_path))).await;
+    assert_eq!(read["language"], "python");
+    // JSON with a charset is JSON; an empty body needs no type.
+    let (status, _) = check(
+        client
+            .post(server.url("/rooms"))
+            .header("content-type", "Application/JSON; charset=utf-8")
+            .body(r#"{"code": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = check(client.post(server.url("/rooms/create"))).await;
+    assert_eq!(status, StatusCode::OK);
     server.stop().await;
 }
 
@@ -610,4 +667,5 @@ on_both_databases!(
     bad_autocomplete_requests,
     cross_origin_calls,
     pages_from_unlisted_origins_are_refused,
+    bodies_must_say_they_are_json,
 );

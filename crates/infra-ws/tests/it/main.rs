@@ -108,6 +108,7 @@ async fn the_in_memory_store_serves_the_same_routes() {
         .clone()
         .oneshot(
             Request::post("/rooms")
+                .header("content-type", "application/json")
                 .body(Body::from(r#"{"code":"let x = 1;","language":"rust"}"#))
                 .expect("a request"),
         )
