@@ -76,7 +76,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use ropey::Rope;
-use similar::{Algorithm, ChangeTag, DiffOp, TextDiff};
+use similar::{Algorithm, DiffOp, TextDiff};
 
 use crate::document::Document;
 use crate::operation::{Component, OperationError, TextOperation};
@@ -1072,7 +1072,7 @@ fn diff_middle(old: &str, new: &str) -> TextOperation {
         return TextOperation::new().delete(utf16_len(old)).insert(new);
     }
     if old.len() + new.len() <= CHAR_DIFF_BYTES {
-        return diff_characters(old, new);
+        return crate::diff::diff(old, new);
     }
     let line_diff = TextDiff::configure()
         .algorithm(Algorithm::Myers)
@@ -1101,25 +1101,9 @@ fn diff_middle(old: &str, new: &str) -> TextOperation {
             DiffOp::Delete { .. } => operation.delete(utf16_len(old_part)),
             DiffOp::Insert { .. } => operation.insert(new_part),
             DiffOp::Replace { .. } if old_part.len() + new_part.len() <= CHAR_DIFF_BYTES => {
-                append(operation, &diff_characters(old_part, new_part))
+                append(operation, &crate::diff::diff(old_part, new_part))
             }
             DiffOp::Replace { .. } => operation.insert(new_part).delete(utf16_len(old_part)),
-        };
-    }
-    operation
-}
-
-fn diff_characters(old: &str, new: &str) -> TextOperation {
-    let text_diff = TextDiff::configure()
-        .algorithm(Algorithm::Myers)
-        .diff_chars(old, new);
-    let mut operation = TextOperation::new();
-    for change in text_diff.iter_all_changes() {
-        let value = change.value();
-        operation = match change.tag() {
-            ChangeTag::Equal => operation.retain(utf16_len(value)),
-            ChangeTag::Delete => operation.delete(utf16_len(value)),
-            ChangeTag::Insert => operation.insert(value),
         };
     }
     operation
