@@ -54,46 +54,54 @@ fn text(message: &ServerMessage<'_>) -> Message {
 }
 
 /// The frames an event makes for `member`, in order.
-pub fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
+#[cfg(test)]
+fn frames(event: Event<Utf8Bytes>, member: MemberId) -> Vec<Message> {
+    let mut out = Vec::new();
+    write_frames(event, member, &mut out);
+    out
+}
+
+/// Appends the frames an event makes for `member`, in order, to `out` (a connection's writer
+/// reuses one buffer for everything it sends).
+pub fn write_frames(event: Event<Utf8Bytes>, member: MemberId, out: &mut Vec<Message>) {
     match event {
-        Event::Welcome(welcome) => vec![text(&welcome_message(&welcome))],
+        Event::Welcome(welcome) => out.push(text(&welcome_message(&welcome))),
         Event::Code {
             revision,
             code,
             marked,
         } => {
-            let text = Message::Text(code);
             if marked {
                 // Pongs come back in order with the client's frames, so the room learns which
                 // buffer its editor held when it wrote each frame.
-                vec![Message::Ping(revision.to_be_bytes().to_vec().into()), text]
-            } else {
-                vec![text]
+                out.push(Message::Ping(revision.to_be_bytes().to_vec().into()));
             }
+            out.push(Message::Text(code));
         }
-        Event::Committed(entries) => entries
-            .iter()
-            .filter_map(|entry| entry.read_by(member).cloned().map(Message::Text))
-            .collect(),
-        Event::Ack { seq, revision } => vec![text(&ServerMessage::Ack { seq, revision })],
-        Event::Refused { seq, refusal } => vec![Message::Text(error(
+        Event::Committed(entries) => out.extend(
+            entries
+                .iter()
+                .filter_map(|entry| entry.read_by(member).cloned().map(Message::Text)),
+        ),
+        Event::Ack { seq, revision } => out.push(text(&ServerMessage::Ack { seq, revision })),
+        Event::Refused { seq, refusal } => out.push(Message::Text(error(
             refusal_code(&refusal),
             refusal.to_string(),
             seq,
             None,
-        ))],
-        Event::Presence(batch) => batch.take().into_iter().map(Message::Text).collect(),
+        ))),
+        Event::Presence(batch) => out.extend(batch.take().into_iter().map(Message::Text)),
         Event::Joined(participant) => {
-            vec![text(&ServerMessage::Joined(wire_participant(&participant)))]
+            out.push(text(&ServerMessage::Joined(wire_participant(&participant))));
         }
-        Event::Left(client) => vec![text(&ServerMessage::Left {
+        Event::Left(client) => out.push(text(&ServerMessage::Left {
             client_id: Cow::Borrowed(client.as_str()),
-        })],
-        Event::Language(language) => vec![text(&ServerMessage::Language {
+        })),
+        Event::Language(language) => out.push(text(&ServerMessage::Language {
             language: Cow::Borrowed(language.as_str()),
-        })],
-        Event::Closed(reason) => vec![closed(&reason)],
-        Event::Reply(frame) => vec![Message::Text(frame)],
+        })),
+        Event::Closed(reason) => out.push(closed(&reason)),
+        Event::Reply(frame) => out.push(Message::Text(frame)),
     }
 }
 

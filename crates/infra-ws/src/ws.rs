@@ -35,6 +35,8 @@ use crate::AppState;
 use crate::error::{ApiError, error_chain};
 use crate::wire;
 
+/// How many frames' room a connection's writer keeps between writes.
+const OUT_FRAMES_KEPT: usize = 64;
 /// How long a close handshake may take before the connection is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bytes read from a socket at a time.
@@ -260,8 +262,10 @@ impl Connection {
                 tracing::info!(room = %self.membership.room_id(), "client dropped");
                 // Whatever the room queued last (a close frame, perhaps) still goes out.
                 let member = self.membership.member();
+                let mut out = Vec::new();
                 'queued: while let Ok(event) = frames.try_recv() {
-                    for frame in wire::frames(event, member) {
+                    wire::write_frames(event, member, &mut out);
+                    for frame in out.drain(..) {
                         let closing = matches!(frame, Message::Close(_));
                         if tokio::time::timeout(CLOSE_TIMEOUT, sink.send(frame)).await.is_err() || closing {
                             break 'queued;
@@ -480,6 +484,8 @@ impl Connection {
     ) -> Ending {
         let mut pings =
             tokio::time::interval_at(Instant::now() + self.ping_interval, self.ping_interval);
+        // The frames of one write, reused from write to write (and kept small between bursts).
+        let mut out = Vec::new();
         loop {
             let frame = tokio::select! {
                 frame = frames.recv() => frame,
@@ -500,13 +506,14 @@ impl Connection {
             };
             // Everything queued by now goes in one write.
             let member = self.membership.member();
-            let queued = wire::frames(frame, member).into_iter().chain(
-                std::iter::from_fn(|| frames.try_recv().ok())
-                    .flat_map(move |event| wire::frames(event, member)),
-            );
-            let Ok(closing) = send_queued(sink, queued, self.batch).await else {
+            wire::write_frames(frame, member, &mut out);
+            while let Ok(event) = frames.try_recv() {
+                wire::write_frames(event, member, &mut out);
+            }
+            let Ok(closing) = send_queued(sink, out.drain(..), self.batch).await else {
                 return Ending::Gone;
             };
+            out.shrink_to(OUT_FRAMES_KEPT);
             if sink.flush().await.is_err() || closing {
                 return Ending::Gone;
             }
