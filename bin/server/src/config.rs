@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use duet_app::LiveSettings;
 use duet_infra_postgres::{DatabaseUrl, DatabaseUrlError};
-use duet_infra_ws::{AllowedOrigins, ConnectionLimits, MessageRate, Settings};
+use duet_infra_ws::{AllowedOrigins, AuthSecret, ConnectionLimits, MessageRate, Settings};
+use duet_live::DEFAULT_MAX_MEMBERS;
 
 /// How many events a WebSocket client may fall behind before its room drops it, by default.
 pub const DEFAULT_SEND_QUEUE: usize = 256;
@@ -19,6 +20,8 @@ pub struct Config {
     pub live: LiveSettings,
     /// How many events a WebSocket client may fall behind before its room drops it.
     pub send_queue: usize,
+    /// How many members (WebSocket connections) one room takes.
+    pub max_members: usize,
     pub autocomplete: AutocompleteEngine,
 }
 
@@ -88,6 +91,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let defaults = Settings::default();
         let settings = Settings {
+            auth: auth_secret(&lookup)?,
             allowed_origins: origins(lookup("DUET_CORS_ORIGINS")),
             max_body_bytes: positive(&lookup, "DUET_MAX_BODY_BYTES", defaults.max_body_bytes)?,
             max_frame_bytes: positive(&lookup, "DUET_MAX_FRAME_BYTES", defaults.max_frame_bytes)?,
@@ -115,7 +119,7 @@ impl Config {
             .try_into()
             .unwrap_or(u64::MAX),
             history_bytes: positive(&lookup, "DUET_HISTORY_BYTES", live_defaults.history_bytes)?,
-            max_room_units: positive(&lookup, "DUET_MAX_ROOM_SIZE", live_defaults.max_room_units)?,
+            max_room_bytes: max_room_bytes(&lookup, live_defaults.max_room_bytes)?,
         };
         let bind = lookup("DUET_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind = bind.parse().map_err(|_| ConfigError::Invalid {
@@ -141,9 +145,40 @@ impl Config {
             settings,
             live,
             send_queue: positive(&lookup, "DUET_SEND_QUEUE", DEFAULT_SEND_QUEUE)?,
+            max_members: positive(&lookup, "DUET_MAX_MEMBERS_PER_ROOM", DEFAULT_MAX_MEMBERS)?,
             autocomplete,
         })
     }
+}
+
+/// `DUET_AUTH_SECRET`: unset (or empty) leaves authentication off; set, it must be long
+/// enough to sign tokens safely.
+fn auth_secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<AuthSecret>, ConfigError> {
+    let Some(secret) = lookup("DUET_AUTH_SECRET").filter(|secret| !secret.is_empty()) else {
+        return Ok(None);
+    };
+    AuthSecret::new(secret)
+        .map(Some)
+        .map_err(|error| ConfigError::Invalid {
+            name: "DUET_AUTH_SECRET",
+            expected: "at least 32 bytes (e.g. `openssl rand -base64 48`)",
+            // The secret itself is never shown, not even a wrong one.
+            value: format!("{} bytes", error.length),
+        })
+}
+
+/// `DUET_MAX_ROOM_BYTES`, or the older `DUET_MAX_ROOM_SIZE` (which counted UTF-16 units, and
+/// is read as bytes now).
+fn max_room_bytes(
+    lookup: &impl Fn(&str) -> Option<String>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    if lookup("DUET_MAX_ROOM_BYTES").is_none() && lookup("DUET_MAX_ROOM_SIZE").is_some() {
+        return positive(lookup, "DUET_MAX_ROOM_SIZE", default);
+    }
+    positive(lookup, "DUET_MAX_ROOM_BYTES", default)
 }
 
 fn connection_limits(
@@ -417,6 +452,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_auth_secret_and_the_room_quotas_without_ever_showing_the_secret() {
+        let defaults = config(&[]).expect("valid");
+        assert_eq!(defaults.settings.auth, None);
+        assert_eq!(defaults.max_members, DEFAULT_MAX_MEMBERS);
+        let secret = "a-long-enough-secret-for-hs256-tokens";
+        let configured = config(&[
+            ("DUET_AUTH_SECRET", secret),
+            ("DUET_MAX_MEMBERS_PER_ROOM", "12"),
+            ("DUET_MAX_ROOM_BYTES", "1000"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            configured.settings.auth,
+            Some(AuthSecret::new(secret).expect("long enough"))
+        );
+        assert_eq!(configured.max_members, 12);
+        assert_eq!(configured.live.max_room_bytes, 1000);
+        assert!(!format!("{configured:?}").contains(secret));
+        let short = config(&[("DUET_AUTH_SECRET", "almost-but-not-quite-32-bytes")])
+            .expect_err("too short")
+            .to_string();
+        assert!(!short.contains("almost"), "{short}");
+        // The older name still works.
+        let older = config(&[("DUET_MAX_ROOM_SIZE", "77")]).expect("valid");
+        assert_eq!(older.live.max_room_bytes, 77);
+    }
+
+    #[test]
     fn reads_the_autocomplete_engine() {
         assert_eq!(
             config(&[("DUET_AUTOCOMPLETE", "canned")])
@@ -458,6 +521,13 @@ mod tests {
                 "DUET_PING_INTERVAL_SECS",
             ),
             ("DUET_MAX_ROOM_SIZE", "0", "DUET_MAX_ROOM_SIZE"),
+            ("DUET_MAX_ROOM_BYTES", "0", "DUET_MAX_ROOM_BYTES"),
+            (
+                "DUET_MAX_MEMBERS_PER_ROOM",
+                "0",
+                "DUET_MAX_MEMBERS_PER_ROOM",
+            ),
+            ("DUET_AUTH_SECRET", "short", "DUET_AUTH_SECRET"),
             ("DUET_HEADER_TIMEOUT_SECS", "0", "DUET_HEADER_TIMEOUT_SECS"),
             ("DUET_IDLE_TIMEOUT_SECS", "1.5", "DUET_IDLE_TIMEOUT_SECS"),
             ("DUET_BODY_TIMEOUT_SECS", "soon", "DUET_BODY_TIMEOUT_SECS"),

@@ -37,6 +37,59 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
 }
 
+/// What a token minted with [`mint_token`] grants.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub subject: String,
+    pub name: Option<String>,
+    /// A room id, or `*`.
+    pub room: String,
+    /// `viewer`, `editor` or `owner`.
+    pub role: String,
+    pub ttl_secs: u64,
+}
+
+/// Why a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("DUET_AUTH_SECRET is not set: tokens need the server's secret")]
+    NoSecret,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the token could not be encoded: {0}")]
+    Encoding(#[source] duet_infra_ws::auth::EncodingError),
+}
+
+/// A token signed with the configured secret, as a team's backend would mint it: for an
+/// operator's first owner token, for scripts and for tests.
+///
+/// # Errors
+/// [`MintError`] when authentication is off or the request cannot be a token.
+pub fn mint_token(config: &Config, request: TokenRequest) -> Result<String, MintError> {
+    use duet_domain::access::{Grant, Role, Rooms};
+    let secret = config.settings.auth.as_ref().ok_or(MintError::NoSecret)?;
+    let rooms = Rooms::parse(&request.room)
+        .map_err(|_| MintError::Invalid("--room must be a room id or *".into()))?;
+    let role = request
+        .role
+        .parse::<Role>()
+        .map_err(|error| MintError::Invalid(error.to_string()))?;
+    if request.subject.is_empty() {
+        return Err(MintError::Invalid("--sub must not be empty".into()));
+    }
+    let now = duet_infra_ws::auth::now_secs();
+    let grant = Grant {
+        subject: request.subject,
+        name: request.name,
+        rooms,
+        role,
+        expires_at: now.saturating_add(request.ttl_secs),
+    };
+    duet_infra_ws::Authority::new(secret)
+        .mint(&grant, now)
+        .map_err(MintError::Encoding)
+}
+
 /// Binds the configured address.
 ///
 /// # Errors
@@ -73,7 +126,10 @@ pub async fn run(
     let rooms = Rooms::with_settings(repository.clone(), Arc::new(SystemClock), config.live)
         .with_resume_tokens(ResumeTokens::new(resume_key));
     let services = Services {
-        live: Arc::new(Registry::new(rooms.clone(), Wire, config.send_queue)),
+        live: Arc::new(
+            Registry::new(rooms.clone(), Wire, config.send_queue)
+                .with_max_members(config.max_members),
+        ),
         rooms,
         autocomplete: Autocomplete::new(engine),
         health: repository,
@@ -81,6 +137,13 @@ pub async fn run(
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%address, database = %config.database_url, "duet-server listening");
     warn_if_over_the_open_file_limit(config.settings.connections.max_connections);
+    if config.settings.auth.is_none() && !address.ip().is_loopback() {
+        tracing::warn!(
+            %address,
+            "authentication is off (DUET_AUTH_SECRET is not set) and the server listens beyond \
+             this machine: anyone who can reach it can read, edit and delete every room"
+        );
+    }
     duet_infra_ws::serve(listener, services, config.settings, shutdown)
         .await
         .map_err(ServerError::Serve)?;

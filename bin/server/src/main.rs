@@ -1,18 +1,82 @@
 //! `duet-server`: configuration from the environment, logs to stderr, serve until SIGINT or
 //! SIGTERM. Any start-up failure is one line on stderr and exit status 1.
+//!
+//! `duet-server token --sub … --room … --role …` prints a token signed with
+//! `DUET_AUTH_SECRET` instead, for an operator's first owner token and for scripts.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use duet_server::{Config, ServerError, bind, error_line, run};
+use clap::{Parser, Subcommand};
+use duet_server::{Config, ServerError, TokenRequest, bind, error_line, mint_token, run};
 use tracing_subscriber::EnvFilter;
 
+/// The Duet server. Configured by environment variables (README.md); with no command, serves.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prints a token signed with DUET_AUTH_SECRET, as a team's backend would mint one.
+    Token {
+        /// The user's stable id.
+        #[arg(long)]
+        sub: String,
+        /// A room id, or * for every room.
+        #[arg(long)]
+        room: String,
+        /// viewer, editor or owner.
+        #[arg(long)]
+        role: String,
+        /// The name others see.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the token lasts.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     if let Err(error) = dotenvy::dotenv()
         && !error.not_found()
     {
         eprintln!("duet-server: cannot read .env: {error}");
         return ExitCode::FAILURE;
+    }
+    if let Some(Command::Token {
+        sub,
+        room,
+        role,
+        name,
+        ttl_secs,
+    }) = cli.command
+    {
+        let request = TokenRequest {
+            subject: sub,
+            name,
+            room,
+            role,
+            ttl_secs,
+        };
+        let minted = Config::from_env()
+            .map_err(|error| error_line(&error))
+            .and_then(|config| mint_token(&config, request).map_err(|error| error_line(&error)));
+        return match minted {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("duet-server: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // The WebSocket library logs whole frames at trace level: room code and resume tokens.
     // Whatever RUST_LOG asks, it logs at debug at most.

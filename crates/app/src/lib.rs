@@ -19,7 +19,9 @@ pub use live::{
     Change, LiveRoom, LiveSettings, Outcome, PlainFrame, Submission, SubmitError, lock_plain,
 };
 pub use resume::ResumeTokens;
-pub use rooms::{ApplyEditError, CreateRoomError, GetRoomError, Identity, NewRoom, Rooms};
+pub use rooms::{
+    ApplyEditError, CreateRoomError, GetRoomError, IdentifyError, Identity, NewRoom, Rooms,
+};
 
 /// Formats an error with all its causes, `outer: inner: innermost`, for one log line.
 #[must_use]

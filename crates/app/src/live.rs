@@ -76,7 +76,7 @@ pub enum SubmitError {
     InvalidSeq { seq: u64 },
     #[error("sequence number {seq} was committed before with a different edit")]
     SeqReused { seq: u64 },
-    #[error("the edit would make the room longer than {limit} UTF-16 code units")]
+    #[error("the edit would make the room larger than {limit} bytes")]
     RoomTooLarge { limit: usize },
 }
 
@@ -136,9 +136,9 @@ pub struct LiveSettings {
     /// How much text (bytes inserted and deleted) the kept history may hold: large pastes
     /// shorten it, so a room's memory stays bounded.
     pub history_bytes: usize,
-    /// The longest text a room may hold, in UTF-16 code units; an edit that would make it
-    /// longer is refused (`room_too_large`) and changes nothing.
-    pub max_room_units: usize,
+    /// The largest text a room may hold, in bytes of UTF-8; an edit that would make it larger
+    /// is refused (`room_too_large`) and changes nothing, and so is a new room's code.
+    pub max_room_bytes: usize,
 }
 
 impl Default for LiveSettings {
@@ -147,7 +147,7 @@ impl Default for LiveSettings {
             history: 1000,
             snapshot_every: 200,
             history_bytes: 64 * 1024 * 1024,
-            max_room_units: 4 * 1024 * 1024,
+            max_room_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -218,6 +218,9 @@ pub struct LiveRoom {
     /// Every client id given to a connection since the room was loaded: an id that was handed
     /// out belongs to whoever holds its token, edited or not.
     issued: HashSet<ClientId>,
+    /// With authentication on: the user (token subject) each client id was first given to
+    /// since the room was loaded; no other user may connect as it.
+    subjects: HashMap<ClientId, String>,
 }
 
 impl LiveRoom {
@@ -238,6 +241,7 @@ impl LiveRoom {
             held: 0,
             last_seq: HashMap::new(),
             issued: HashSet::new(),
+            subjects: HashMap::new(),
         };
         let mut damaged = None;
         for committed in operations {
@@ -495,13 +499,13 @@ impl LiveRoom {
     ///
     /// # Errors
     /// [`SubmitError`] when the submission is refused: it does not apply, its base is not in
-    /// the history, or it would make the room longer than `max_room_units`. The room and
+    /// the history, or it would make the room larger than `max_room_bytes`. The room and
     /// `checkpoint` are unchanged then.
     pub(crate) fn apply(
         &mut self,
         submission: &Submission,
         now: chrono::DateTime<chrono::Utc>,
-        max_room_units: usize,
+        max_room_bytes: usize,
         checkpoint: &mut Checkpoint,
     ) -> Result<Arc<CommittedOperation>, SubmitError> {
         // A plain frame's base is inferred now, against the room as this batch has left it,
@@ -518,14 +522,17 @@ impl LiveRoom {
             }
             _ => (self.rebase(submission)?, None),
         };
-        // A room over the limit (made before it, or with a lower one) may still shrink.
-        if operation.target_len() > max_room_units && operation.target_len() > operation.base_len()
-        {
+        let inverse = self.document.invert(&operation)?;
+        // The text's size once edited: what the edit inserts, less what it deletes (which its
+        // inverse inserts). A room over the limit (made before it, or with a lower one) may
+        // still shrink.
+        let before = self.document.len_bytes();
+        let after = (before + operation.inserted_bytes()).saturating_sub(inverse.inserted_bytes());
+        if after > max_room_bytes && after > before {
             return Err(SubmitError::RoomTooLarge {
-                limit: max_room_units,
+                limit: max_room_bytes,
             });
         }
-        let inverse = self.document.invert(&operation)?;
         self.document.apply(&operation)?;
         let plain_before = plain.map(|(frame, edit)| {
             let mut member = lock_plain(&frame.member);
@@ -623,9 +630,21 @@ impl LiveRoom {
         self.last_seq.entry(client.clone()).or_insert(latest);
     }
 
-    /// Notes that `client` was given to a connection: it is known from now on.
-    pub(crate) fn issue(&mut self, client: ClientId) {
+    /// Notes that `client` was given to a connection (of the user `subject`, when
+    /// authentication is on): it is known from now on, and bound to the first user given it.
+    pub(crate) fn issue(&mut self, client: ClientId, subject: Option<&str>) {
+        if let Some(subject) = subject {
+            self.subjects
+                .entry(client.clone())
+                .or_insert_with(|| subject.to_owned());
+        }
         self.issued.insert(client);
+    }
+
+    /// The user `client` was first given to, when authentication is on.
+    #[must_use]
+    pub fn subject_of(&self, client: &ClientId) -> Option<&str> {
+        self.subjects.get(client).map(String::as_str)
     }
 
     /// Whether `client` has edited this room since it was loaded, or is known by it.
@@ -721,7 +740,7 @@ mod tests {
             &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
         );
         live.seed_seq(&client("bob"), 7);
-        live.issue(client("carol"));
+        live.issue(client("carol"), None);
         let member = Arc::new(Mutex::new(PlainMember::joined(1)));
         let before = state(&live);
         let member_before = plain_state(&member);
@@ -800,9 +819,9 @@ mod tests {
                 usize::MAX,
             ),
         ];
-        for (submission, max_room_units) in &refusals {
+        for (submission, max_room_bytes) in &refusals {
             assert!(
-                live.apply(submission, now(), *max_room_units, &mut checkpoint)
+                live.apply(submission, now(), *max_room_bytes, &mut checkpoint)
                     .is_err()
             );
         }

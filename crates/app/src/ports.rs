@@ -151,6 +151,13 @@ pub trait RoomRepository: Send + Sync {
         from: u64,
         reason: &str,
     ) -> Result<u64, RepositoryError>;
+
+    /// Deletes the room and everything kept of it (its log, its quarantined operations);
+    /// `false` when there was no such room.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails; then nothing was deleted.
+    async fn delete(&self, room: RoomId) -> Result<bool, RepositoryError>;
 }
 
 /// Where the server's own secrets are kept, so that they survive restarts.

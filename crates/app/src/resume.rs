@@ -3,7 +3,9 @@
 //! Client ids are public (every member of a room sees them), so naming one proves nothing. The
 //! welcome gives each client a token, HMAC-SHA256 of the room and client id under the server's
 //! key ([`crate::ports::KeyStore`]); a reconnection that passes it back resumes the session,
-//! and one that cannot gets a new identity. The token needs no storage and survives restarts,
+//! and one that cannot gets a new identity. With authentication on, the token also covers the
+//! user (the signed token's subject) the client id was given to, so a token that leaks to
+//! another user proves nothing for them. The token needs no storage and survives restarts,
 //! since the key is kept in the database.
 
 use duet_domain::{ClientId, RoomId};
@@ -40,29 +42,42 @@ impl ResumeTokens {
         Self { key }
     }
 
-    fn mac(&self, room: RoomId, client: &ClientId) -> HmacSha256 {
+    fn mac(&self, room: RoomId, client: &ClientId, subject: Option<&str>) -> HmacSha256 {
         // Any key length is valid for HMAC; 32 bytes always are.
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(room.as_uuid().as_bytes());
         mac.update(client.as_str().as_bytes());
+        if let Some(subject) = subject {
+            // After a byte no client id holds, so no (client, subject) pair reads as another.
+            mac.update(&[0]);
+            mac.update(subject.as_bytes());
+        }
         mac
     }
 
-    /// The token of `client` in `room`: 64 hexadecimal digits.
+    /// The token of `client` in `room`, given to the user `subject` when authentication is
+    /// on: 64 hexadecimal digits.
     #[must_use]
-    pub fn issue(&self, room: RoomId, client: &ClientId) -> String {
-        let tag = self.mac(room, client).finalize().into_bytes();
+    pub fn issue(&self, room: RoomId, client: &ClientId, subject: Option<&str>) -> String {
+        let tag = self.mac(room, client, subject).finalize().into_bytes();
         tag.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
-    /// Whether `token` is the token of `client` in `room` (compared in constant time).
+    /// Whether `token` is the token of `client` in `room` given to `subject` (compared in
+    /// constant time).
     #[must_use]
-    pub fn verify(&self, room: RoomId, client: &ClientId, token: &str) -> bool {
+    pub fn verify(
+        &self,
+        room: RoomId,
+        client: &ClientId,
+        subject: Option<&str>,
+        token: &str,
+    ) -> bool {
         let Some(tag) = from_hex(token) else {
             return false;
         };
-        self.mac(room, client).verify_slice(&tag).is_ok()
+        self.mac(room, client, subject).verify_slice(&tag).is_ok()
     }
 }
 
@@ -90,23 +105,35 @@ mod tests {
         let room = RoomId::generate();
         let alice = ClientId::new("alice").expect("valid");
         let bob = ClientId::new("bob").expect("valid");
-        let token = tokens.issue(room, &alice);
+        let token = tokens.issue(room, &alice, None);
         assert_eq!(token.len(), 64);
-        assert!(tokens.verify(room, &alice, &token));
-        assert!(tokens.verify(room, &alice, &token.to_uppercase()));
-        assert!(!tokens.verify(room, &bob, &token));
-        assert!(!tokens.verify(RoomId::generate(), &alice, &token));
-        assert!(!ResumeTokens::new([4; 32]).verify(room, &alice, &token));
+        assert!(tokens.verify(room, &alice, None, &token));
+        assert!(tokens.verify(room, &alice, None, &token.to_uppercase()));
+        assert!(!tokens.verify(room, &bob, None, &token));
+        assert!(!tokens.verify(RoomId::generate(), &alice, None, &token));
+        assert!(!ResumeTokens::new([4; 32]).verify(room, &alice, None, &token));
         for forged in ["", "00", &"0".repeat(64), &format!("{}é", &token[..62])] {
             assert!(
-                !tokens.verify(room, &alice, forged),
+                !tokens.verify(room, &alice, None, forged),
                 "{forged} was accepted"
             );
         }
         assert_ne!(
-            ResumeTokens::ephemeral().issue(room, &alice),
-            ResumeTokens::ephemeral().issue(room, &alice)
+            ResumeTokens::ephemeral().issue(room, &alice, None),
+            ResumeTokens::ephemeral().issue(room, &alice, None)
         );
         assert!(!format!("{tokens:?}").contains("3, 3"));
+    }
+
+    #[test]
+    fn a_token_given_to_a_user_proves_nothing_for_another() {
+        let tokens = ResumeTokens::new([3; 32]);
+        let room = RoomId::generate();
+        let alice = ClientId::new("alice").expect("valid");
+        let token = tokens.issue(room, &alice, Some("user-1"));
+        assert!(tokens.verify(room, &alice, Some("user-1"), &token));
+        assert!(!tokens.verify(room, &alice, Some("user-2"), &token));
+        assert!(!tokens.verify(room, &alice, None, &token));
+        assert!(!tokens.verify(room, &alice, Some(""), &tokens.issue(room, &alice, None)));
     }
 }

@@ -22,6 +22,8 @@ pub enum CreateRoomError {
     InvalidLanguage(#[from] LanguageError),
     #[error(transparent)]
     InvalidCode(#[from] CodeError),
+    #[error("the code is larger than a room may hold ({limit} bytes)")]
+    TooLarge { limit: usize },
     #[error("the room store is unavailable")]
     Unavailable(#[source] RepositoryError),
 }
@@ -46,6 +48,16 @@ pub enum ApplyEditError {
     /// live room may be behind the store and must be loaded again before it takes more edits.
     #[error("the room store failed and the edits may or may not be stored")]
     InDoubt(#[source] RepositoryError),
+}
+
+/// Why a joining connection could not be identified.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    /// The client id it asked for was given to another user (authentication is on).
+    #[error("client id {0} belongs to another user")]
+    TakenByAnotherUser(ClientId),
+    #[error("the room store is unavailable")]
+    Unavailable(#[source] RepositoryError),
 }
 
 /// Whether loading a room may repair its log (only its single writer may).
@@ -116,26 +128,43 @@ impl Rooms {
     /// with `token` as its proof; `connected` tells whether a member of the room has that id
     /// now. A client id that is connected or has edited the room belongs to whoever holds its
     /// token: a connection that names it without the token gets a new id, and takes over
-    /// nothing.
+    /// nothing. With authentication on, `subject` is the connection's user: a client id is
+    /// bound to the first user given it while the room is loaded, and its token proves it
+    /// for that user only.
     ///
     /// # Errors
-    /// [`RepositoryError`] when the store cannot say whether the id has edited the room.
+    /// [`IdentifyError::TakenByAnotherUser`] when `claimed` is bound to another user;
+    /// [`IdentifyError::Unavailable`] when the store cannot say whether the id has edited
+    /// the room.
     pub async fn identify(
         &self,
         live: &mut LiveRoom,
         claimed: Option<ClientId>,
         token: Option<&str>,
+        subject: Option<&str>,
         connected: bool,
-    ) -> Result<Identity, RepositoryError> {
+    ) -> Result<Identity, IdentifyError> {
         let room = live.id();
-        let proved =
-            |client: &ClientId| token.is_some_and(|token| self.tokens.verify(room, client, token));
+        if let (Some(client), Some(subject)) = (&claimed, subject)
+            && live
+                .subject_of(client)
+                .is_some_and(|bound| bound != subject)
+        {
+            return Err(IdentifyError::TakenByAnotherUser(client.clone()));
+        }
+        let proved = |client: &ClientId| {
+            token.is_some_and(|token| self.tokens.verify(room, client, subject, token))
+        };
         let (client, proved) = match claimed {
             Some(client) if proved(&client) => (client, true),
             Some(client)
                 if !connected
                     && !live.knows_client(&client)
-                    && !self.repository.has_client(room, &client).await? =>
+                    && !self
+                        .repository
+                        .has_client(room, &client)
+                        .await
+                        .map_err(IdentifyError::Unavailable)? =>
             {
                 (client, false)
             }
@@ -145,13 +174,27 @@ impl Rooms {
             }
             None => (ClientId::generate(), false),
         };
-        let token = self.tokens.issue(room, &client);
-        live.issue(client.clone());
+        let token = self.tokens.issue(room, &client, subject);
+        live.issue(client.clone(), subject);
         Ok(Identity {
             client,
             proved,
             token,
         })
+    }
+
+    /// Deletes a room and everything kept of it. A live room must be closed by its session
+    /// first, so that nothing writes to it afterwards.
+    ///
+    /// # Errors
+    /// [`GetRoomError::NotFound`] when there is no such room; [`GetRoomError::Unavailable`]
+    /// when the store fails (then nothing was deleted).
+    pub async fn delete(&self, id: RoomId) -> Result<(), GetRoomError> {
+        match self.repository.delete(id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(GetRoomError::NotFound(id)),
+            Err(error) => Err(GetRoomError::Unavailable(error)),
+        }
     }
 
     /// Creates a room with a fresh id, in the given language (Python when none is given) and
@@ -160,18 +203,20 @@ impl Rooms {
     /// # Errors
     /// [`CreateRoomError::InvalidLanguage`] for a language that cannot be a name;
     /// [`CreateRoomError::InvalidCode`] for code a room cannot hold;
+    /// [`CreateRoomError::TooLarge`] for code larger than a room may be;
     /// [`CreateRoomError::Unavailable`] when the store fails.
     pub async fn create(&self, request: NewRoom) -> Result<Room, CreateRoomError> {
         let language = match request.language.as_deref() {
             Some(name) => Language::new(name)?,
             None => Language::default(),
         };
-        let room = Room::new(
-            RoomId::generate(),
-            language,
-            request.code.unwrap_or_default(),
-            self.clock.now(),
-        )?;
+        let code = request.code.unwrap_or_default();
+        if code.len() > self.settings.max_room_bytes {
+            return Err(CreateRoomError::TooLarge {
+                limit: self.settings.max_room_bytes,
+            });
+        }
+        let room = Room::new(RoomId::generate(), language, code, self.clock.now())?;
         self.repository
             .insert(&room)
             .await
@@ -278,7 +323,7 @@ impl Rooms {
                 Ok(None) => match live.apply(
                     &submission,
                     now,
-                    self.settings.max_room_units,
+                    self.settings.max_room_bytes,
                     &mut checkpoint,
                 ) {
                     Err(error) => Outcome::Rejected(error),
@@ -901,7 +946,7 @@ mod tests {
     #[tokio::test]
     async fn a_room_never_grows_past_its_limit_and_its_history_past_its_budget() {
         let settings = LiveSettings {
-            max_room_units: 10,
+            max_room_bytes: 10,
             history_bytes: 20,
             ..LiveSettings::default()
         };
@@ -940,6 +985,54 @@ mod tests {
             .expect("committed");
         assert_eq!(live.oldest_revision(), 1);
         assert!(live.operations_since(0).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_room_is_limited_in_bytes_not_in_characters() {
+        let settings = LiveSettings {
+            max_room_bytes: 10,
+            ..LiveSettings::default()
+        };
+        let rooms = rooms_over(Arc::default(), settings);
+        let too_large = rooms
+            .create(NewRoom {
+                code: Some("ééééé!".into()),
+                ..NewRoom::default()
+            })
+            .await;
+        assert!(
+            matches!(too_large, Err(CreateRoomError::TooLarge { limit: 10 })),
+            "{too_large:?}"
+        );
+        let mut live = room_with(&rooms, "12345678").await;
+        let outcomes = rooms
+            .commit(
+                &mut live,
+                vec![
+                    // 8 + 2 bytes fit; 2 more do not, though they are one UTF-16 unit.
+                    op("alice", 1, 0, TextOperation::new().retain(8).insert("é")),
+                    op("alice", 2, 1, TextOperation::new().retain(9).insert("é")),
+                    // Replacing 3 bytes by a 3-byte character keeps the size.
+                    op(
+                        "alice",
+                        3,
+                        1,
+                        TextOperation::new().delete(3).insert("€").retain(6),
+                    ),
+                ],
+            )
+            .await
+            .expect("committed");
+        assert_eq!(
+            outcomes[1],
+            Outcome::Rejected(SubmitError::RoomTooLarge { limit: 10 })
+        );
+        assert_eq!(
+            revisions(&[outcomes[0].clone(), outcomes[2].clone()]),
+            [Some(1), Some(2)]
+        );
+        assert_eq!(live.document().text(), "€45678é");
+        assert_eq!(live.document().len_bytes(), 10);
     }
 
     #[tokio::test]
@@ -986,19 +1079,25 @@ mod tests {
         let rooms = rooms_over(repository.clone(), LiveSettings::default());
         let mut live = room_with(&rooms, "").await;
         let anyone = rooms
-            .identify(&mut live, None, None, false)
+            .identify(&mut live, None, None, None, false)
             .await
             .expect("identified");
         assert!(!anyone.proved);
         // A fresh id is granted to whoever names it first.
         let alice = rooms
-            .identify(&mut live, Some(client("alice")), None, false)
+            .identify(&mut live, Some(client("alice")), None, None, false)
             .await
             .expect("identified");
         assert_eq!((alice.client.as_str(), alice.proved), ("alice", false));
         // While alice is connected, or once she has edited, naming her proves nothing.
         let impostor = rooms
-            .identify(&mut live, Some(client("alice")), Some(&anyone.token), true)
+            .identify(
+                &mut live,
+                Some(client("alice")),
+                Some(&anyone.token),
+                None,
+                true,
+            )
             .await
             .expect("identified");
         assert_ne!(impostor.client, alice.client);
@@ -1012,7 +1111,7 @@ mod tests {
         let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
         for token in [None, Some("forged"), Some(anyone.token.as_str())] {
             let impostor = rooms
-                .identify(&mut reloaded, Some(client("alice")), token, false)
+                .identify(&mut reloaded, Some(client("alice")), token, None, false)
                 .await
                 .expect("identified");
             assert!(
@@ -1027,6 +1126,7 @@ mod tests {
                     &mut reloaded,
                     Some(client("alice")),
                     Some(&alice.token),
+                    None,
                     connected,
                 )
                 .await
@@ -1041,6 +1141,90 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_client_id_is_bound_to_the_user_first_given_it() {
+        let rooms = rooms_over(
+            Arc::new(InMemoryRoomRepository::default()),
+            LiveSettings::default(),
+        );
+        let mut live = room_with(&rooms, "").await;
+        let ada = rooms
+            .identify(&mut live, Some(client("laptop")), None, Some("ada"), false)
+            .await
+            .expect("identified");
+        assert_eq!(ada.client.as_str(), "laptop");
+        // Another user naming it is refused, with or without ada's token; ada resumes.
+        for token in [None, Some(ada.token.as_str())] {
+            for connected in [false, true] {
+                let taken = rooms
+                    .identify(
+                        &mut live,
+                        Some(client("laptop")),
+                        token,
+                        Some("eve"),
+                        connected,
+                    )
+                    .await;
+                assert!(
+                    matches!(taken, Err(IdentifyError::TakenByAnotherUser(ref id)) if id.as_str() == "laptop"),
+                    "{taken:?}"
+                );
+            }
+        }
+        let resumed = rooms
+            .identify(
+                &mut live,
+                Some(client("laptop")),
+                Some(&ada.token),
+                Some("ada"),
+                true,
+            )
+            .await
+            .expect("identified");
+        assert!(resumed.proved);
+        // Once the room is loaded afresh the binding is gone, but an id that edited still
+        // belongs to its token, and ada's token proves nothing for eve: she gets an id of her
+        // own.
+        rooms
+            .commit(
+                &mut live,
+                vec![op("laptop", 1, 0, TextOperation::new().insert("a"))],
+            )
+            .await
+            .expect("committed");
+        let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
+        let eve = rooms
+            .identify(
+                &mut reloaded,
+                Some(client("laptop")),
+                Some(&ada.token),
+                Some("eve"),
+                false,
+            )
+            .await
+            .expect("identified");
+        assert!(!eve.proved);
+        assert_ne!(eve.client.as_str(), "laptop");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_room_is_gone() {
+        let rooms = rooms_over(
+            Arc::new(InMemoryRoomRepository::default()),
+            LiveSettings::default(),
+        );
+        let live = room_with(&rooms, "x").await;
+        let id = live.room().id();
+        rooms.delete(id).await.expect("deleted");
+        assert!(matches!(
+            rooms.get(id).await,
+            Err(GetRoomError::NotFound(_))
+        ));
+        assert!(matches!(
+            rooms.delete(id).await,
+            Err(GetRoomError::NotFound(_))
+        ));
+    }
     #[tokio::test]
     async fn closing_stores_a_snapshot() {
         let repository = Arc::new(InMemoryRoomRepository::default());

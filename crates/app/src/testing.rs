@@ -203,6 +203,10 @@ impl RoomRepository for InMemoryRoomRepository {
         stored.quarantined.extend(moved);
         Ok(count)
     }
+
+    async fn delete(&self, room: RoomId) -> Result<bool, RepositoryError> {
+        Ok(self.rooms().remove(&room).is_some())
+    }
 }
 
 impl InMemoryRoomRepository {
@@ -524,6 +528,43 @@ pub mod contract {
             0
         );
     }
+
+    pub async fn a_deleted_room_is_gone_with_its_log(repository: &dyn RoomRepository) {
+        let room = room("");
+        let kept = self::room("kept");
+        repository.insert(&room).await.expect("inserted");
+        repository.insert(&kept).await.expect("inserted");
+        let operations: Vec<CommittedOperation> = (1..=3)
+            .map(|revision| operation(revision, "alice", revision, "x"))
+            .collect();
+        repository
+            .append(room.id(), &operations, None)
+            .await
+            .expect("appended");
+        repository
+            .quarantine(room.id(), 3, "unreadable")
+            .await
+            .expect("moved");
+        assert!(repository.delete(room.id()).await.expect("deleted"));
+        assert_eq!(repository.find(room.id()).await.expect("read"), None);
+        assert!(
+            repository
+                .operations_since(room.id(), 0)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        assert!(
+            !repository
+                .has_client(room.id(), &ClientId::new("alice").expect("an id"))
+                .await
+                .expect("read")
+        );
+        assert!(!repository.delete(room.id()).await.expect("answered"));
+        // Other rooms are untouched, and the id may be taken again.
+        assert_eq!(repository.find(kept.id()).await.expect("read"), Some(kept));
+        repository.insert(&room).await.expect("inserted again");
+    }
 }
 
 /// Generates one test per clause of the [`RoomRepository`] contract. `$make` is an async
@@ -582,6 +623,12 @@ macro_rules! room_repository_contract {
             async fn quarantined_operations_leave_the_log() {
                 let Some(fixture) = $make().await else { return };
                 contract::quarantined_operations_leave_the_log(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn a_deleted_room_is_gone_with_its_log() {
+                let Some(fixture) = $make().await else { return };
+                contract::a_deleted_room_is_gone_with_its_log(&*fixture).await;
             }
 
             #[tokio::test]

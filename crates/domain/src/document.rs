@@ -66,6 +66,12 @@ impl Document {
         self.rope.len_utf16_cu()
     }
 
+    /// The length in bytes of UTF-8.
+    #[must_use]
+    pub fn len_bytes(&self) -> usize {
+        self.rope.len_bytes()
+    }
+
     /// The text, copied out.
     #[must_use]
     pub fn text(&self) -> String {

@@ -5,8 +5,10 @@
 //! room's code ([`TextOperation`], applied to a [`Document`]), positions counted the way editors count them ([`Utf16Position`]), the
 //! client's rules for sending edits and receiving others' ([`Client`], ot.js's), the
 //! merge of plain clients' whole-buffer frames ([`PlainMember`]), and
-//! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine.
+//! the autocomplete port ([`Autocompleter`]) with the prototype's canned engine, and who may do
+//! what in a room ([`Role`], [`Grant`]).
 
+pub mod access;
 mod autocomplete;
 pub mod client;
 mod diff;
@@ -19,6 +21,7 @@ mod room;
 mod selection;
 mod text;
 
+pub use access::{Grant, Role};
 #[cfg(any(test, feature = "test-support"))]
 pub use autocomplete::MockAutocompleter;
 pub use autocomplete::{

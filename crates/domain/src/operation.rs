@@ -91,6 +91,18 @@ impl TextOperation {
         self.target_len
     }
 
+    /// How many bytes of UTF-8 text it inserts.
+    #[must_use]
+    pub fn inserted_bytes(&self) -> usize {
+        self.components
+            .iter()
+            .map(|component| match component {
+                Component::Insert(text) => text.len(),
+                Component::Retain(_) | Component::Delete(_) => 0,
+            })
+            .sum()
+    }
+
     /// Whether applying it changes nothing.
     #[must_use]
     pub fn is_noop(&self) -> bool {

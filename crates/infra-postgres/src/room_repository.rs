@@ -621,6 +621,39 @@ impl RoomRepository for SqlRoomRepository {
         self.writes.record(&result);
         result
     }
+
+    async fn delete(&self, room: RoomId) -> Result<bool, RepositoryError> {
+        let backend = self.connection.get_database_backend();
+        let uuid = *room.as_uuid();
+        let quarantined = sea_orm::Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => "DELETE FROM quarantined_operations WHERE room_id = $1",
+                _ => "DELETE FROM quarantined_operations WHERE room_id = ?",
+            },
+            [uuid.into()],
+        );
+        // One transaction on a connection of its own, as for quarantine: the log, what was
+        // quarantined and the room go together or not at all (SQLite enforces no foreign keys
+        // unless asked, so the log is deleted explicitly).
+        let connection = connect_writer(&self.url).await.map_err(unavailable)?;
+        let result = async {
+            let transaction = connection.begin().await?;
+            Operations::delete_many()
+                .filter(operation_entity::Column::RoomId.eq(uuid))
+                .exec(&transaction)
+                .await?;
+            transaction.execute_raw(quarantined).await?;
+            let deleted = Rooms::delete_by_id(uuid).exec(&transaction).await?;
+            transaction.commit().await?;
+            Ok::<bool, DbErr>(deleted.rows_affected > 0)
+        }
+        .await
+        .map_err(unavailable);
+        let _ = connection.close().await;
+        self.writes.record(&result);
+        result
+    }
 }
 
 #[async_trait]

@@ -189,6 +189,11 @@ impl From<CreateRoomError> for ApiError {
                 "invalid_code",
                 error.to_string(),
             ),
+            CreateRoomError::TooLarge { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "room_too_large",
+                error.to_string(),
+            ),
             CreateRoomError::Unavailable(_) => Self::unavailable(&error),
         }
     }
@@ -199,6 +204,12 @@ impl From<JoinError> for ApiError {
         match error {
             JoinError::NotFound(_) => {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            JoinError::RoomFull { .. } => {
+                Self::new(StatusCode::FORBIDDEN, "room_full", error.to_string())
+            }
+            JoinError::ClientTaken(_) => {
+                Self::new(StatusCode::FORBIDDEN, "client_id_taken", error.to_string())
             }
             JoinError::Unavailable(_) | JoinError::Stopped => Self::unavailable(&error),
         }

@@ -5,6 +5,7 @@
 //! [`serve`] runs the whole API on a listener until a shutdown future completes; [`router`]
 //! builds the same routes for tests that call them in process.
 
+pub mod auth;
 mod error;
 mod json;
 mod limits;
@@ -31,10 +32,11 @@ use duet_app::{Autocomplete, Rooms};
 use duet_live::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+pub use auth::{AuthSecret, Authority};
 pub use duet_protocol::SUBPROTOCOL;
 pub use error::ApiError;
 pub use wire::Wire;
@@ -53,6 +55,8 @@ pub enum AllowedOrigins {
 /// How the HTTP and WebSocket edge behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
+    /// The secret tokens are signed with; `None` leaves every room open to anyone.
+    pub auth: Option<AuthSecret>,
     pub allowed_origins: AllowedOrigins,
     /// The largest HTTP request body accepted.
     pub max_body_bytes: usize,
@@ -110,6 +114,7 @@ impl Default for ConnectionLimits {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            auth: None,
             allowed_origins: AllowedOrigins::Any,
             max_body_bytes: 1024 * 1024,
             max_frame_bytes: 1024 * 1024,
@@ -141,6 +146,8 @@ struct AppState {
     autocomplete: Autocomplete,
     health: Arc<dyn HealthCheck>,
     live: Arc<Registry<Wire>>,
+    /// Checks and mints tokens; `None` when authentication is off.
+    authority: Option<Arc<Authority>>,
     settings: Arc<Settings>,
     /// Turns true when the server starts shutting down.
     shutdown: watch::Receiver<bool>,
@@ -175,7 +182,12 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         max_uri_bytes: settings.connections.max_uri_bytes,
         body_timeout: settings.connections.body_timeout,
     };
+    let authority = settings
+        .auth
+        .as_ref()
+        .map(|secret| Arc::new(Authority::new(secret)));
     let state = AppState {
+        authority: authority.clone(),
         live: services.live,
         rooms: services.rooms,
         autocomplete: services.autocomplete,
@@ -184,10 +196,9 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         shutdown,
         connections,
     };
-    let router = Router::new()
-        .route("/", get(routes::status))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
+    // Everything but what a load balancer, a status page or a client choosing a language asks
+    // needs a token when authentication is on.
+    let protected = Router::new()
         .route("/rooms", post(routes::create_room))
         .route("/rooms/create", post(routes::create_room_legacy))
         // Every route taking a room id refuses a bad one the same way, before its handler.
@@ -195,14 +206,25 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
             "/rooms/{room_id}",
             get(routes::get_room)
                 .patch(routes::update_room)
+                .delete(routes::delete_room)
                 .route_layer(from_fn(routes::require_room_id)),
         )
-        .route("/languages", get(routes::languages))
+        .route(
+            "/rooms/{room_id}/tokens",
+            post(routes::share_room).route_layer(from_fn(routes::require_room_id)),
+        )
         .route("/autocomplete", post(routes::autocomplete))
         .route(
             "/ws/{room_id}",
             get(ws::connect).route_layer(from_fn(routes::require_room_id)),
         )
+        .route_layer(from_fn_with_state(authority, auth::authenticate));
+    let router = Router::new()
+        .route("/", get(routes::status))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/languages", get(routes::languages))
+        .merge(protected)
         .fallback(routes::not_found)
         .with_state(state)
         // axum's own default cap (2 MB) would stop bodies the configured limit allows.
@@ -242,8 +264,15 @@ fn cors(origins: &AllowedOrigins) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
-        .allow_headers(tower_http::cors::Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        // Mirrored rather than `*`: a wildcard does not cover `Authorization`.
+        .allow_headers(AllowHeaders::mirror_request())
         .max_age(Duration::from_secs(3600))
 }
 

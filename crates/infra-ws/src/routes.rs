@@ -1,17 +1,19 @@
 //! The HTTP routes and their wire types (JSON, camelCase).
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use chrono::SecondsFormat;
 use duet_app::NewRoom;
+use duet_domain::access::Role;
 use duet_domain::{Language, Room, RoomId};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::auth::{Caller, now_secs};
 use crate::error::ApiError;
 use crate::json::{JsonBody, OptionalJson};
 
@@ -62,7 +64,12 @@ pub struct CreatedRoom {
     room_id: String,
 }
 
-async fn create(state: &AppState, body: Option<CreateRoomRequest>) -> Result<RoomId, ApiError> {
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    body: Option<CreateRoomRequest>,
+) -> Result<RoomId, ApiError> {
+    caller.require_room_creation()?;
     let body = body.unwrap_or_default();
     let room = state
         .rooms
@@ -78,9 +85,10 @@ async fn create(state: &AppState, body: Option<CreateRoomRequest>) -> Result<Roo
 /// `POST /rooms/create`: the prototype's route, answering 200.
 pub async fn create_room_legacy(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     OptionalJson(body): OptionalJson<CreateRoomRequest>,
 ) -> Result<Json<CreatedRoom>, ApiError> {
-    let id = create(&state, body).await?;
+    let id = create(&state, &caller, body).await?;
     Ok(Json(CreatedRoom {
         room_id: id.to_string(),
     }))
@@ -89,9 +97,10 @@ pub async fn create_room_legacy(
 /// `POST /rooms`: creates a room, answering 201 with its location.
 pub async fn create_room(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     OptionalJson(body): OptionalJson<CreateRoomRequest>,
 ) -> Result<Response, ApiError> {
-    let id = create(&state, body).await?;
+    let id = create(&state, &caller, body).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/rooms/{id}"))],
@@ -133,9 +142,11 @@ impl From<Room> for RoomView {
 /// `GET /rooms/{roomId}`: a room's code and details.
 pub async fn get_room(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let id = RoomId::parse(&room_id)?;
+    caller.require(id, Role::Viewer)?;
     let room = state.rooms.get(id).await?;
     Ok(Json(room.into()))
 }
@@ -212,10 +223,12 @@ pub struct UpdateRoom {
 /// `PATCH /rooms/{roomId}`: changes a room's language; everyone in it is told.
 pub async fn update_room(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
     JsonBody(update): JsonBody<UpdateRoom>,
 ) -> Result<Json<RoomView>, ApiError> {
     let id = RoomId::parse(&room_id)?;
+    caller.require(id, Role::Editor)?;
     let language = Language::new(&update.language).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -225,6 +238,116 @@ pub async fn update_room(
     })?;
     let room = state.live.change_language(id, language).await?;
     Ok(Json(room.into()))
+}
+
+/// `DELETE /rooms/{roomId}` (owners): deletes the room; everyone in it is closed with 4404.
+pub async fn delete_room(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(room_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = RoomId::parse(&room_id)?;
+    caller.require(id, Role::Owner)?;
+    state.live.delete(id).await?;
+    tracing::info!(room = %id, by = caller.subject().unwrap_or("anyone"), "room deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long a shared token lasts when the request does not say.
+pub const DEFAULT_SHARE_TTL_SECS: u64 = 24 * 60 * 60;
+/// The longest a shared token may last (and never longer than its maker's own).
+pub const MAX_SHARE_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShareRequest {
+    role: String,
+    name: Option<String>,
+    ttl_secs: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedToken {
+    token: String,
+    expires_at: String,
+    room_id: String,
+    role: &'static str,
+}
+
+/// `POST /rooms/{roomId}/tokens` (owners): a token for this room, as a viewer or an editor,
+/// to share as a link. It never grants more than its maker holds: this room only, no owner,
+/// and it ends when the maker's token does, if that is sooner.
+pub async fn share_room(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(room_id): Path<String>,
+    JsonBody(request): JsonBody<ShareRequest>,
+) -> Result<(StatusCode, Json<SharedToken>), ApiError> {
+    let id = RoomId::parse(&room_id)?;
+    let (Some(authority), Caller::Bearer(grant)) = (&state.authority, &caller) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "auth_disabled",
+            "this server does not use tokens (DUET_AUTH_SECRET is not set): its rooms are open to anyone",
+        ));
+    };
+    caller.require(id, Role::Owner)?;
+    let invalid = |code: &'static str, message: String| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    };
+    let role = match request.role.as_str() {
+        "viewer" => Role::Viewer,
+        "editor" => Role::Editor,
+        _ => {
+            return Err(invalid(
+                "invalid_role",
+                "role must be viewer or editor; a shared token is never an owner's".into(),
+            ));
+        }
+    };
+    let ttl = request.ttl_secs.unwrap_or(DEFAULT_SHARE_TTL_SECS);
+    if !(1..=MAX_SHARE_TTL_SECS).contains(&ttl) {
+        return Err(invalid(
+            "invalid_ttl",
+            format!("ttlSecs must be 1 to {MAX_SHARE_TTL_SECS} (30 days)"),
+        ));
+    }
+    if let Some(name) = &request.name
+        && (name.is_empty() || name.chars().count() > duet_live::MAX_NAME)
+    {
+        return Err(invalid(
+            "invalid_name",
+            format!("name must be 1 to {} characters", duet_live::MAX_NAME),
+        ));
+    }
+    // The room must exist: a link to nothing helps nobody.
+    state.rooms.get(id).await?;
+    let now = now_secs();
+    // Each link is a user of its own: whoever opens it, under the name the link gives or the
+    // one they choose.
+    let subject = format!("link:{}", RoomId::generate());
+    let shared = grant
+        .share(id, role, subject, request.name, now.saturating_add(ttl))
+        .map_err(|error| crate::auth::forbidden(error.to_string()))?;
+    let token = authority
+        .mint(&shared, now)
+        .map_err(|error| ApiError::unavailable(&error))?;
+    let expires_at = i64::try_from(shared.expires_at)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true);
+    tracing::info!(room = %id, by = %grant.subject, role = %role, "token minted");
+    Ok((
+        StatusCode::CREATED,
+        Json(SharedToken {
+            token,
+            expires_at,
+            room_id: id.to_string(),
+            role: role.as_str(),
+        }),
+    ))
 }
 
 /// In front of every route taking a room id: one that is not valid UTF-8 once percent-decoded

@@ -136,6 +136,7 @@ fn refusal_code(refusal: &Refusal) -> ErrorCode {
         Refusal::Presence(error) => revision_error_code(error),
         Refusal::BadMessage(_) => ErrorCode::BadMessage,
         Refusal::Unavailable | Refusal::LanguageNotSaved => ErrorCode::Unavailable,
+        Refusal::Forbidden => ErrorCode::Forbidden,
     }
 }
 
@@ -192,6 +193,7 @@ fn closed(reason: &CloseReason) -> Message {
             "the edit could not be saved; reconnect and resend",
         ),
         CloseReason::InvalidEdit(reason) => close(INVALID_PAYLOAD, reason),
+        CloseReason::Forbidden => close(POLICY_VIOLATION, "a viewer may not edit the room"),
     }
 }
 

@@ -12,12 +12,14 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use duet_app::{Autocomplete, Change};
+use duet_domain::access::Role;
 use duet_domain::{Answered, ClientId, Language, RoomId};
 use duet_live::{Edit, Inbox, JoinRequest, MemberKind, Membership, RoomStopped, SnapshotError};
 use duet_protocol::batch::FrameBatch;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, error_chain};
 use crate::wire;
 
@@ -58,11 +61,13 @@ pub struct ConnectParams {
 /// `GET /ws/{roomId}`: checks the room, joins it, then upgrades.
 pub async fn connect(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
     params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let id = RoomId::parse(&room_id)?;
+    let role = caller.require(id, Role::Viewer)?;
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -119,8 +124,15 @@ pub async fn connect(
         kind,
         client,
         resume_token: params.resume_token,
-        name: params.name.unwrap_or_default(),
+        // A name the token gives is the user's; without one, the client names itself.
+        name: caller
+            .name()
+            .map(str::to_owned)
+            .or(params.name)
+            .unwrap_or_default(),
         since: params.since,
+        role,
+        subject: caller.subject().map(str::to_owned),
     };
     let (membership, inbox) = state.live.join(id, request).await?;
     let settings = state.settings.clone();

@@ -100,6 +100,8 @@ pub enum Refusal {
     Unavailable,
     /// The store failed: the language was not changed.
     LanguageNotSaved,
+    /// The member's role does not allow it (a viewer's edit or language change).
+    Forbidden,
 }
 
 impl std::fmt::Display for Refusal {
@@ -110,6 +112,9 @@ impl std::fmt::Display for Refusal {
             Self::BadMessage(reason) => formatter.write_str(reason),
             Self::Unavailable => formatter.write_str("the edit could not be saved; send it again"),
             Self::LanguageNotSaved => formatter.write_str("the language could not be saved"),
+            Self::Forbidden => {
+                formatter.write_str("a viewer may not change the room's code or language")
+            }
         }
     }
 }
@@ -140,6 +145,8 @@ pub enum CloseReason {
     SaveFailed,
     /// A whole-buffer member sent a buffer the room cannot take.
     InvalidEdit(String),
+    /// A whole-buffer member whose role does not allow edits sent one.
+    Forbidden,
 }
 
 /// One thing a member receives, in order. `F` is the transport's encoded frame.

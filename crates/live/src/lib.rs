@@ -23,7 +23,7 @@ pub use event::{
     Refusal, Start, Welcome,
 };
 pub use registry::{
-    Edit, Inbox, JoinError, JoinRequest, Membership, Registry, Replies, RoomStopped, Snapshot,
-    SnapshotError,
+    DEFAULT_MAX_MEMBERS, Edit, Inbox, JoinError, JoinRequest, Membership, Registry, Replies,
+    RoomStopped, Snapshot, SnapshotError,
 };
 pub use session::{MAX_CONSECUTIVE_ERRORS, MAX_NAME};

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use duet_app::ports::RepositoryError;
 use duet_app::{Change, Rooms, SubmitError};
-use duet_domain::{Answered, ClientId, Language, Room, RoomId, Selection};
+use duet_domain::{Answered, ClientId, Language, Role, Room, RoomId, Selection};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -20,6 +20,8 @@ use crate::session::Session;
 
 /// How many commands may wait for a room before senders wait.
 const COMMAND_QUEUE: usize = 1024;
+/// How many members a room takes by default.
+pub const DEFAULT_MAX_MEMBERS: usize = 1000;
 /// How many of those one member may hold, so a member that sends faster than the room works
 /// waits for its own places and never starves the others.
 const PLACES_PER_MEMBER: usize = 16;
@@ -36,6 +38,27 @@ pub struct JoinRequest {
     pub name: String,
     /// The revision it has seen, to receive only the operations since.
     pub since: Option<u64>,
+    /// What it may do: a viewer's edits and language changes are refused.
+    pub role: Role,
+    /// With authentication on, the user it is (its token's subject): a client id is bound to
+    /// the first user given it while the room is loaded.
+    pub subject: Option<String>,
+}
+
+impl JoinRequest {
+    /// A request to join as nobody in particular, with every right (authentication off).
+    #[must_use]
+    pub fn new(kind: MemberKind) -> Self {
+        Self {
+            kind,
+            client: None,
+            resume_token: None,
+            name: String::new(),
+            since: None,
+            role: Role::Owner,
+            subject: None,
+        }
+    }
 }
 
 /// An edit as a member sent it.
@@ -65,6 +88,12 @@ pub enum JoinError {
     /// commit); asking again loads it afresh.
     #[error("the room stopped; try again")]
     Stopped,
+    /// The room has as many members as it takes.
+    #[error("the room is full: it takes {limit} members")]
+    RoomFull { limit: usize },
+    /// The client id asked for was given to another user.
+    #[error("client id {0} belongs to another user")]
+    ClientTaken(ClientId),
 }
 
 /// The room stopped: a member's message did not reach it, and its connection should end.
@@ -96,6 +125,7 @@ pub struct Registry<E: Encoder> {
     pub(crate) rooms: Rooms,
     pub(crate) encoder: E,
     send_queue: usize,
+    pub(crate) max_members: usize,
     live: Mutex<HashMap<RoomId, Handle<E::Frame>>>,
     next_member: AtomicU64,
 }
@@ -168,6 +198,10 @@ pub(crate) enum Command<F> {
         cursor: usize,
         reply: oneshot::Sender<Result<Snapshot, SubmitError>>,
     },
+    /// The room is deleted (from the HTTP API).
+    Delete {
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
 }
 
 /// What a member receives: events in order, and a signal that fires when the room drops it.
@@ -196,9 +230,17 @@ impl<E: Encoder> Registry<E> {
             rooms,
             encoder,
             send_queue: send_queue.max(2),
+            max_members: DEFAULT_MAX_MEMBERS,
             live: Mutex::default(),
             next_member: AtomicU64::new(1),
         }
+    }
+
+    /// The same registry, with rooms that take at most `max_members` members (at least one).
+    #[must_use]
+    pub fn with_max_members(mut self, max_members: usize) -> Self {
+        self.max_members = max_members.max(1);
+        self
     }
 
     /// The room use cases the sessions run.
@@ -268,6 +310,29 @@ impl<E: Encoder> Registry<E> {
             reply: Some(reply),
         };
         if handle.commands.send(command.into()).await.is_err() {
+            handle.joining.fetch_sub(1, Ordering::AcqRel);
+            return Err(JoinError::Stopped);
+        }
+        replied.await.map_err(|_| JoinError::Stopped)?
+    }
+
+    /// Deletes a room: its members are closed ([`crate::CloseReason::RoomDeleted`]) and
+    /// everything kept of it is deleted. Joins that come afterwards find no room.
+    ///
+    /// # Errors
+    /// [`JoinError`] when the room does not exist, the store fails (then nothing was deleted
+    /// and the members stay), or the room stopped.
+    pub async fn delete(self: &Arc<Self>, room: RoomId) -> Result<(), JoinError> {
+        // Through the room's session, its single writer, so that nothing it does afterwards
+        // writes the room again; counted as a join, so the session waits for it.
+        let handle = self.session_for_join(room);
+        let (reply, replied) = oneshot::channel();
+        if handle
+            .commands
+            .send(Command::Delete { reply }.into())
+            .await
+            .is_err()
+        {
             handle.joining.fetch_sub(1, Ordering::AcqRel);
             return Err(JoinError::Stopped);
         }

@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use duet_app::{
-    ApplyEditError, Change, GetRoomError, LiveRoom, Outcome, PlainFrame, Rooms, Submission,
-    error_chain, lock_plain,
+    ApplyEditError, Change, GetRoomError, IdentifyError, LiveRoom, Outcome, PlainFrame, Rooms,
+    Submission, error_chain, lock_plain,
 };
-use duet_domain::{ClientId, CommittedOperation, Language, PlainMember, Room, RoomId, Selection};
+use duet_domain::{
+    ClientId, CommittedOperation, Language, PlainMember, Role, Room, RoomId, Selection,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{
@@ -34,6 +36,7 @@ struct Member<F> {
     client: ClientId,
     name: String,
     kind: MemberKind,
+    role: Role,
     inbox: mpsc::Sender<Event<F>>,
     /// Dropped with the member: tells its connection it was dropped, even when its queue is
     /// full.
@@ -74,9 +77,10 @@ pub(crate) struct Session<E: Encoder> {
     live: LiveRoom,
     members: HashMap<MemberId, Member<E::Frame>>,
     joining: Arc<AtomicUsize>,
-    /// The store failed in a way that leaves the live room possibly behind it: the session
-    /// stops, and the next join loads the room afresh.
-    reloading: bool,
+    /// Set when the session must stop, with what later joins are told: the store failed in a
+    /// way that leaves the live room possibly behind it (the next join loads the room
+    /// afresh), or the room was deleted.
+    stopping: Option<JoinError>,
 }
 
 /// Queues an event for a member; `false` when its queue is full (it fell behind) or gone.
@@ -110,18 +114,18 @@ impl<E: Encoder> Session<E> {
             live,
             members: HashMap::new(),
             joining,
-            reloading: false,
+            stopping: None,
         };
         let mut batch = Vec::with_capacity(BATCH);
         while queue.recv_many(&mut batch, BATCH).await > 0 {
             session
                 .handle(batch.drain(..).map(|queued| queued.command))
                 .await;
-            if session.reloading {
+            if let Some(error) = session.stopping.take() {
                 let Self {
                     registry, joining, ..
                 } = session;
-                stop(&registry, room, queue, &joining, &JoinError::Stopped).await;
+                stop(&registry, room, queue, &joining, &error).await;
                 return;
             }
             if !session.members.is_empty() {
@@ -145,9 +149,10 @@ impl<E: Encoder> Session<E> {
         let mut submissions = Vec::new();
         let mut pending = Vec::new();
         for command in commands {
-            if self.reloading {
-                // Dropped: the session stops after this round, and a join dropped here is
-                // answered "the room stopped" by its sender.
+            if let Some(error) = &self.stopping {
+                // The session stops after this round: what is queued behind is answered as
+                // later commands will be.
+                refuse_when_stopped(command, &self.joining, error);
                 continue;
             }
             if let Command::Edit { member, edit } = command {
@@ -199,10 +204,30 @@ impl<E: Encoder> Session<E> {
                         });
                     let _ = reply.send(answer);
                 }
+                Command::Delete { reply } => {
+                    self.joining.fetch_sub(1, Ordering::AcqRel);
+                    let _ = reply.send(self.delete().await);
+                }
                 Command::Edit { .. } => {}
             }
         }
         self.commit(&mut submissions, &mut pending).await;
+    }
+
+    /// Deletes the room and closes everyone in it; the session stops after this round.
+    async fn delete(&mut self) -> Result<(), JoinError> {
+        match self.rooms().delete(self.room).await {
+            Ok(()) | Err(GetRoomError::NotFound(_)) => {
+                tracing::info!(room = %self.room, members = self.members.len(), "room deleted");
+                self.close_everyone(&CloseReason::RoomDeleted);
+                self.stopping = Some(JoinError::NotFound(self.room));
+                Ok(())
+            }
+            Err(GetRoomError::Unavailable(cause)) => {
+                tracing::error!(room = %self.room, error = %error_chain(&cause), "room not deleted");
+                Err(JoinError::Unavailable(Arc::new(cause)))
+            }
+        }
     }
 
     async fn change_language(
@@ -213,6 +238,15 @@ impl<E: Encoder> Session<E> {
     ) {
         if member.is_none() {
             self.joining.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(member) = member
+            && self
+                .members
+                .get(&member)
+                .is_some_and(|member| !member.role.may_edit())
+        {
+            self.refuse(member, None, Refusal::Forbidden);
+            return;
         }
         let result = self
             .registry
@@ -247,6 +281,14 @@ impl<E: Encoder> Session<E> {
         pending: &mut Vec<Pending>,
     ) -> Option<Submission> {
         let member = self.members.get_mut(&member_id)?;
+        if !member.role.may_edit() {
+            let seq = match &edit {
+                Edit::Change { seq, .. } => Some(*seq),
+                Edit::WholeBuffer { .. } => None,
+            };
+            self.refuse(member_id, seq, Refusal::Forbidden);
+            return None;
+        }
         let (seq, base, change, selection, reported_seq) = match edit {
             Edit::WholeBuffer { code, answered } => {
                 member.plain_seq += 1;
@@ -293,7 +335,7 @@ impl<E: Encoder> Session<E> {
             Err(error @ ApplyEditError::InDoubt(_)) => {
                 tracing::error!(room = %self.room, error = %error_chain(&error), "edits may or may not be stored: every member must reconnect and resume");
                 self.close_everyone(&CloseReason::Reloading);
-                self.reloading = true;
+                self.stopping = Some(JoinError::Stopped);
             }
             Err(error @ ApplyEditError::Unavailable(_)) => {
                 tracing::error!(room = %self.room, error = %error_chain(&error), "edits not committed");
@@ -434,10 +476,14 @@ impl<E: Encoder> Session<E> {
                 &mut self.live,
                 request.client,
                 request.resume_token.as_deref(),
+                request.subject.as_deref(),
                 connected,
             )
             .await
-            .map_err(|error| JoinError::Unavailable(Arc::new(error)))?;
+            .map_err(|error| match error {
+                IdentifyError::TakenByAnotherUser(client) => JoinError::ClientTaken(client),
+                IdentifyError::Unavailable(cause) => JoinError::Unavailable(Arc::new(cause)),
+            })?;
         let client = identity.client;
         // A client id in use belongs to the newer connection when it proves it is that client
         // (one that reconnects before its old connection timed out); a connection that cannot
@@ -448,6 +494,11 @@ impl<E: Encoder> Session<E> {
             .filter(|(_, member)| identity.proved && member.client == client)
             .map(|(id, _)| *id)
             .collect();
+        // A connection that takes an old one's place takes its place in the count too.
+        let limit = self.registry.max_members;
+        if self.members.len() - replaced.len() >= limit {
+            return Err(JoinError::RoomFull { limit });
+        }
         for id in replaced {
             if let Some(old) = self.members.remove(&id) {
                 let _ = old.inbox.try_send(Event::Closed(CloseReason::Replaced));
@@ -495,6 +546,7 @@ impl<E: Encoder> Session<E> {
                 client: client.clone(),
                 name,
                 kind: request.kind,
+                role: request.role,
                 inbox,
                 _kick: kick,
                 selection: None,
@@ -617,6 +669,9 @@ impl<E: Encoder> Session<E> {
         let clients = refusal.is_clients();
         let event = match member.kind {
             MemberKind::Operations => Event::Refused { seq, refusal },
+            MemberKind::WholeBuffers if refusal == Refusal::Forbidden => {
+                Event::Closed(CloseReason::Forbidden)
+            }
             MemberKind::WholeBuffers if clients => {
                 Event::Closed(CloseReason::InvalidEdit(refusal.to_string()))
             }
@@ -656,21 +711,31 @@ async fn stop<E: Encoder>(
     registry.forget(room);
     queue.close();
     while let Some(Queued { command, .. }) = queue.recv().await {
-        match command {
-            Command::Join { reply, .. } => {
-                joining.fetch_sub(1, Ordering::AcqRel);
-                let _ = reply.send(Err(copy(error)));
-            }
-            Command::Language {
-                member: None,
-                reply: Some(reply),
-                ..
-            } => {
-                joining.fetch_sub(1, Ordering::AcqRel);
-                let _ = reply.send(Err(copy(error)));
-            }
-            _ => {}
+        refuse_when_stopped(command, joining, error);
+    }
+}
+
+/// Answers a command that reached a stopped room: joins, language changes from outside and
+/// deletions are told `error`; a member's commands are dropped (its connection is ending).
+fn refuse_when_stopped<F>(command: Command<F>, joining: &AtomicUsize, error: &JoinError) {
+    match command {
+        Command::Join { reply, .. } => {
+            joining.fetch_sub(1, Ordering::AcqRel);
+            let _ = reply.send(Err(copy(error)));
         }
+        Command::Language {
+            member: None,
+            reply: Some(reply),
+            ..
+        } => {
+            joining.fetch_sub(1, Ordering::AcqRel);
+            let _ = reply.send(Err(copy(error)));
+        }
+        Command::Delete { reply } => {
+            joining.fetch_sub(1, Ordering::AcqRel);
+            let _ = reply.send(Err(copy(error)));
+        }
+        _ => {}
     }
 }
 
@@ -679,5 +744,7 @@ fn copy(error: &JoinError) -> JoinError {
         JoinError::NotFound(id) => JoinError::NotFound(*id),
         JoinError::Unavailable(cause) => JoinError::Unavailable(Arc::clone(cause)),
         JoinError::Stopped => JoinError::Stopped,
+        JoinError::RoomFull { limit } => JoinError::RoomFull { limit: *limit },
+        JoinError::ClientTaken(client) => JoinError::ClientTaken(client.clone()),
     }
 }

@@ -26,8 +26,10 @@ pub enum ErrorCode {
     BadSeq,
     /// The `(clientId, seq)` was committed before with a different edit.
     SeqReused,
-    /// The edit would make the room longer than the server allows.
+    /// The edit would make the room larger than the server allows.
     RoomTooLarge,
+    /// The connection's role does not allow it: a viewer's `op`, `code` or `language`.
+    Forbidden,
     /// Not a supported language.
     InvalidLanguage,
     /// An `autocomplete` cursor inside a surrogate pair.
@@ -54,6 +56,7 @@ impl ErrorCode {
             Self::BadSeq => "bad_seq",
             Self::SeqReused => "seq_reused",
             Self::RoomTooLarge => "room_too_large",
+            Self::Forbidden => "forbidden",
             Self::InvalidLanguage => "invalid_language",
             Self::InvalidCursor => "invalid_cursor",
             Self::Unavailable => "unavailable",

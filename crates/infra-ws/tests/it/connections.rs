@@ -476,6 +476,10 @@ impl RoomRepository for HangingRepository {
     ) -> Result<u64, RepositoryError> {
         std::future::pending().await
     }
+
+    async fn delete(&self, _room: RoomId) -> Result<bool, RepositoryError> {
+        std::future::pending().await
+    }
 }
 
 #[tokio::test]

@@ -104,6 +104,10 @@ impl RoomRepository for LosesCommits {
     ) -> Result<u64, RepositoryError> {
         self.store.quarantine(room, from, reason).await
     }
+
+    async fn delete(&self, room: RoomId) -> Result<bool, RepositoryError> {
+        self.store.delete(room).await
+    }
 }
 
 type Socket =

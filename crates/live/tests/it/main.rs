@@ -108,6 +108,7 @@ impl Fixture {
             resume_token: token.map(str::to_owned),
             name: "tester".into(),
             since,
+            ..JoinRequest::new(kind)
         })
         .await
     }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use duet_app::ports::RepositoryError;
 use duet_app::testing::{FixedClock, mock_store_holding, room_holding};
 use duet_app::{Change, Rooms, SubmitError};
-use duet_domain::{Answered, Language, Selection, TextOperation};
+use duet_domain::{Answered, ClientId, Language, Role, Selection, TextOperation};
 use duet_live::{
-    CloseReason, Edit, Event, MAX_CONSECUTIVE_ERRORS, MAX_NAME, MemberKind, Refusal, Start,
+    CloseReason, Edit, Event, JoinError, JoinRequest, MAX_CONSECUTIVE_ERRORS, MAX_NAME, MemberKind,
+    Refusal, Start,
 };
 
 use crate::{Fixture, Member};
@@ -550,15 +551,204 @@ async fn a_display_name_is_kept_to_its_first_characters() {
     let long = "é".repeat(MAX_NAME + 10);
     let _bob = fixture
         .join_with(duet_live::JoinRequest {
-            kind: MemberKind::Operations,
-            client: None,
-            resume_token: None,
             name: long.clone(),
-            since: None,
+            ..duet_live::JoinRequest::new(MemberKind::Operations)
         })
         .await;
     match alice.next().await {
         Event::Joined(joined) => assert_eq!(joined.name, "é".repeat(MAX_NAME)),
         other => panic!("expected Bob's arrival, got {other:?}"),
     }
+}
+
+/// Joins as `role`, for the user `subject`, naming `client`.
+fn request(kind: MemberKind, role: Role, subject: &str, client: Option<&str>) -> JoinRequest {
+    JoinRequest {
+        role,
+        subject: Some(subject.to_owned()),
+        client: client.map(|id| ClientId::new(id).expect("a valid id")),
+        ..JoinRequest::new(kind)
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_reads_everything_and_changes_nothing() {
+    let fixture = Fixture::new("ab").await;
+    let mut viewer = fixture
+        .join_with(request(MemberKind::Operations, Role::Viewer, "vi", None))
+        .await;
+    let _welcome = welcome(&mut viewer).await;
+    let (mut editor, _) = operations_member(&fixture).await;
+    let _joined = viewer.next().await;
+    viewer
+        .membership
+        .edit(insert(1, 0, 0, "x", 2))
+        .await
+        .expect("sent");
+    match viewer.next().await {
+        Event::Refused {
+            seq: Some(1),
+            refusal: Refusal::Forbidden,
+        } => {}
+        other => panic!("expected the edit refused, got {other:?}"),
+    }
+    viewer
+        .membership
+        .change_language(Language::Rust)
+        .await
+        .expect("sent");
+    assert!(matches!(
+        viewer.next().await,
+        Event::Refused {
+            seq: None,
+            refusal: Refusal::Forbidden
+        }
+    ));
+    // Presence is allowed; the editor sees it, then edits, and the viewer sees the edit.
+    viewer
+        .membership
+        .presence(0, Selection::cursor(1))
+        .await
+        .expect("sent");
+    let viewer_id = viewer.membership.client().clone();
+    assert_eq!(
+        editor.next_labels().await,
+        [format!("presence {viewer_id} 1..1")]
+    );
+    editor
+        .membership
+        .edit(insert(1, 0, 2, "c", 2))
+        .await
+        .expect("sent");
+    let editor_id = editor.membership.client().clone();
+    assert_eq!(
+        viewer.next_labels().await,
+        [format!("op r1 {editor_id} [2, \"c\"]")]
+    );
+    assert_eq!(fixture.stored().await, ("abc".to_owned(), 1));
+    let room = fixture
+        .registry
+        .rooms()
+        .get(fixture.room)
+        .await
+        .expect("found");
+    assert_eq!(*room.language(), Language::default());
+}
+
+#[tokio::test]
+async fn a_whole_buffer_viewer_that_sends_a_buffer_is_closed() {
+    let fixture = Fixture::new("ab").await;
+    let mut viewer = fixture
+        .join_with(request(MemberKind::WholeBuffers, Role::Viewer, "vi", None))
+        .await;
+    let _code = viewer.next().await;
+    viewer
+        .membership
+        .edit(Edit::WholeBuffer {
+            code: "abc".into(),
+            answered: Answered::default(),
+        })
+        .await
+        .expect("sent");
+    assert!(matches!(
+        viewer.next().await,
+        Event::Closed(CloseReason::Forbidden)
+    ));
+    assert_eq!(fixture.stored().await, ("ab".to_owned(), 0));
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_one_more_member() {
+    let fixture = Fixture::new("").await;
+    let registry = Arc::new(
+        duet_live::Registry::new(fixture.registry.rooms().clone(), crate::Labels, 16)
+            .with_max_members(2),
+    );
+    let join = || registry.join(fixture.room, JoinRequest::new(MemberKind::Operations));
+    let first = join().await.expect("joins");
+    let _second = join().await.expect("joins");
+    assert!(matches!(
+        join().await,
+        Err(JoinError::RoomFull { limit: 2 })
+    ));
+    // A place is free again once someone leaves.
+    drop(first);
+    tokio::time::timeout(crate::PATIENCE, async {
+        loop {
+            match join().await {
+                Ok(member) => return member,
+                Err(JoinError::RoomFull { .. }) => tokio::task::yield_now().await,
+                Err(error) => panic!("{error}"),
+            }
+        }
+    })
+    .await
+    .expect("a place frees up");
+}
+
+#[tokio::test]
+async fn a_client_id_is_never_taken_over_by_another_user() {
+    let fixture = Fixture::new("").await;
+    let mut ada = fixture
+        .join_with(request(
+            MemberKind::Operations,
+            Role::Editor,
+            "ada",
+            Some("laptop"),
+        ))
+        .await;
+    let ada_welcome = welcome(&mut ada).await;
+    assert_eq!(ada_welcome.client.as_str(), "laptop");
+    // Eve names the id, even with ada's resume token: refused, and ada stays.
+    let eve = JoinRequest {
+        resume_token: Some(ada_welcome.resume_token.clone()),
+        ..request(MemberKind::Operations, Role::Editor, "eve", Some("laptop"))
+    };
+    match fixture.registry.join(fixture.room, eve).await {
+        Err(JoinError::ClientTaken(client)) => assert_eq!(client.as_str(), "laptop"),
+        Err(error) => panic!("expected the id refused, got {error}"),
+        Ok(_) => panic!("expected the id refused, got a membership"),
+    }
+    assert!(ada.nothing_queued(), "ada was not replaced");
+    // Ada herself resumes, replacing her old connection.
+    let resumed = JoinRequest {
+        resume_token: Some(ada_welcome.resume_token),
+        ..request(MemberKind::Operations, Role::Editor, "ada", Some("laptop"))
+    };
+    let _again = fixture.join_with(resumed).await;
+    assert!(matches!(
+        ada.next().await,
+        Event::Closed(CloseReason::Replaced)
+    ));
+}
+
+#[tokio::test]
+async fn deleting_a_room_closes_its_members_and_its_data_is_gone() {
+    let fixture = Fixture::new("secret").await;
+    let (mut alice, _) = operations_member(&fixture).await;
+    let mut plain = fixture.join(MemberKind::WholeBuffers).await;
+    let _code = plain.next().await;
+    fixture
+        .registry
+        .delete(fixture.room)
+        .await
+        .expect("deleted");
+    for member in [&mut alice, &mut plain] {
+        assert!(matches!(
+            member.next().await,
+            Event::Closed(CloseReason::RoomDeleted)
+        ));
+    }
+    assert!(matches!(
+        fixture
+            .registry
+            .join(fixture.room, JoinRequest::new(MemberKind::Operations))
+            .await,
+        Err(JoinError::NotFound(_))
+    ));
+    assert!(fixture.registry.rooms().get(fixture.room).await.is_err());
+    assert!(matches!(
+        fixture.registry.delete(fixture.room).await,
+        Err(JoinError::NotFound(_))
+    ));
 }

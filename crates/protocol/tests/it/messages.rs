@@ -260,6 +260,7 @@ fn every_error_code_is_written_as_documented() {
         (ErrorCode::BadSeq, "bad_seq"),
         (ErrorCode::SeqReused, "seq_reused"),
         (ErrorCode::RoomTooLarge, "room_too_large"),
+        (ErrorCode::Forbidden, "forbidden"),
         (ErrorCode::InvalidLanguage, "invalid_language"),
         (ErrorCode::InvalidCursor, "invalid_cursor"),
         (ErrorCode::Unavailable, "unavailable"),
