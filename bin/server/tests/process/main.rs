@@ -98,10 +98,15 @@ impl Running {
     }
 
     fn start_logging(directory: &std::path::Path, filter: &str) -> Self {
+        Self::start_with(directory, filter, &[])
+    }
+
+    fn start_with(directory: &std::path::Path, filter: &str, env: &[(&str, &str)]) -> Self {
         let mut child = server()
             .current_dir(directory)
             .env("DUET_BIND", "127.0.0.1:0")
             .env("RUST_LOG", filter)
+            .envs(env.iter().copied())
             .spawn()
             .expect("the server starts");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -269,6 +274,149 @@ async fn resume_tokens_never_reach_the_log() {
         !logged.contains("resumeToken"),
         "a query string was logged:\n{logged}"
     );
+}
+
+/// Stops the server with SIGTERM and returns everything it logged.
+async fn stop_and_read_log(mut running: Running) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let (exit, log) = tokio::time::timeout(
+        PATIENCE,
+        tokio::task::spawn_blocking({
+            let log = std::sync::Arc::clone(&running.log);
+            move || (running.wait(), log)
+        }),
+    )
+    .await
+    .expect("the server exits in time")
+    .expect("waited");
+    assert!(exit.success());
+    log.lock().map(|lines| lines.join("\n")).unwrap_or_default()
+}
+
+/// `duet-server token …` with `secret`: the token it prints.
+fn mint(secret: &str, room: &str, role: &str) -> String {
+    let output = server()
+        .env("DUET_AUTH_SECRET", secret)
+        .stdout(Stdio::piped())
+        .args(["token", "--sub", "ada", "--room", room, "--role", role])
+        .output()
+        .expect("duet-server token runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn signed_tokens_and_the_secret_never_reach_the_log() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let secret = "process-test-secret-0123456789-abcdefghij";
+    let running = Running::start_with(directory.path(), "trace", &[("DUET_AUTH_SECRET", secret)]);
+    let owner = mint(secret, "*", "owner");
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("http://{}/rooms", running.base))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    let room = created["roomId"].as_str().expect("a room id").to_owned();
+    let shared: Value = client
+        .post(format!("http://{}/rooms/{room}/tokens", running.base))
+        .bearer_auth(&owner)
+        .json(&serde_json::json!({"role": "editor"}))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("JSON");
+    let editor = shared["token"].as_str().expect("a token").to_owned();
+    // A browser's WebSocket carries its token in the query string.
+    let mut socket = v1(&running.base, &room, &format!("token={editor}")).await;
+    assert_eq!(text(next_frame(&mut socket).await)["type"], "welcome");
+    drop(socket);
+    let forged = format!("{}x", &owner[..owner.len() - 1]);
+    let refused = client
+        .get(format!("http://{}/rooms/{room}", running.base))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(refused.status(), 401);
+    let upgrade =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}?token={forged}", running.base))
+            .await;
+    assert!(
+        upgrade.is_err(),
+        "a forged token is refused before the upgrade"
+    );
+    let logged = stop_and_read_log(running).await;
+    assert!(logged.contains("request"), "trace logging was on: {logged}");
+    for (what, secret_text) in [
+        ("the secret", secret),
+        ("the owner token", owner.as_str()),
+        ("the minted token", editor.as_str()),
+        ("a forged token", forged.as_str()),
+        // Any part of one: a token's signature, its payload.
+        ("a signature", owner.rsplit('.').next().unwrap_or_default()),
+        ("a payload", editor.split('.').nth(1).unwrap_or_default()),
+    ] {
+        assert!(
+            !logged.contains(secret_text),
+            "{what} was logged:\n{logged}"
+        );
+    }
+    assert!(
+        !logged.contains("token="),
+        "a query string was logged:\n{logged}"
+    );
+}
+
+#[test]
+fn a_short_auth_secret_is_one_line_without_the_secret() {
+    let stderr = failed_start(server().env("DUET_AUTH_SECRET", "hunter2-is-not-enough"));
+    assert_one_clear_line(&stderr, "DUET_AUTH_SECRET");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn open_rooms_on_a_public_address_are_warned_about() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let open = Running::start_with(directory.path(), "info", &[("DUET_BIND", "0.0.0.0:0")]);
+    let logged = stop_and_read_log(open).await;
+    assert!(
+        logged.contains("authentication is off"),
+        "no warning:\n{logged}"
+    );
+    let closed = Running::start_with(
+        directory.path(),
+        "info",
+        &[
+            ("DUET_BIND", "0.0.0.0:0"),
+            (
+                "DUET_AUTH_SECRET",
+                "process-test-secret-0123456789-abcdefghij",
+            ),
+        ],
+    );
+    let logged = stop_and_read_log(closed).await;
+    assert!(
+        !logged.contains("authentication is off"),
+        "a warning with authentication on:\n{logged}"
+    );
+    // On this machine's own address, no warning either.
+    let local = Running::start_with(directory.path(), "info", &[]);
+    let logged = stop_and_read_log(local).await;
+    assert!(!logged.contains("authentication is off"), "{logged}");
 }
 
 #[tokio::test]
