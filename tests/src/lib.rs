@@ -212,6 +212,39 @@ pub async fn raw_v1(server: &TestServer, room: &str, query: &str) -> Socket {
         .0
 }
 
+/// Opens a WebSocket at `path` (with its query) sending `headers` too; when the server does
+/// not upgrade, the status and JSON body it answered instead.
+///
+/// # Panics
+/// When the connection fails for another reason, or a refusal has no JSON body.
+pub async fn try_upgrade(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Socket, (u16, Value)> {
+    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+    let mut request = server
+        .ws_url(path)
+        .into_client_request()
+        .expect("a request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("a header name"),
+            value.parse().expect("a header value"),
+        );
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(Error::Http(response)) => Err((
+            response.status().as_u16(),
+            serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                .expect("a JSON body"),
+        )),
+        Err(other) => panic!("the upgrade failed: {other}"),
+    }
+}
+
 /// The next text frame (pings skipped), failing the test after [`PATIENCE`].
 async fn receive_text(socket: &mut Socket) -> String {
     loop {

@@ -16,7 +16,7 @@ use duet_live::Registry;
 use tokio::net::TcpListener;
 
 pub use config::{AutocompleteEngine, Config, ConfigError, DEFAULT_BIND, OpenAiSettings, Secret};
-pub use duet_infra_ws::{AllowedOrigins, ConnectionLimits, Settings};
+pub use duet_infra_ws::{AllowedOrigins, AuthSecret, ConnectionLimits, Settings};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -399,22 +399,9 @@ async fn cross_origin_calls(backend: Backend) {
 /// An upgrade to the room's WebSocket sent from `origin`: the status of the answer and, when it
 /// was refused, its JSON body.
 async fn upgrade_from(server: &TestServer, room: &str, origin: &str) -> (u16, Value) {
-    use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
-    let mut request = server
-        .ws_url(&format!("/ws/{room}"))
-        .into_client_request()
-        .expect("a request");
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().expect("a header"));
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => (response.status().as_u16(), Value::Null),
-        Err(Error::Http(response)) => (
-            response.status().as_u16(),
-            serde_json::from_slice(response.body().as_deref().unwrap_or_default())
-                .expect("a JSON body"),
-        ),
-        Err(other) => panic!("the upgrade failed: {other}"),
+    match duet_tests::try_upgrade(server, &format!("/ws/{room}"), &[("origin", origin)]).await {
+        Ok(_) => (101, Value::Null),
+        Err(refusal) => refusal,
     }
 }
 

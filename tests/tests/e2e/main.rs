@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on 127.0.0.1, real HTTP and WebSocket clients, on SQLite
 //! and on PostgreSQL.
 
+mod auth;
 mod faults;
 mod flood;
 mod hostile;
