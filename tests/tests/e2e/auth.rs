@@ -300,6 +300,20 @@ async fn viewers_read_editors_write_owners_manage(backend: Backend) {
             other => panic!("expected {refused:?} refused, got {other:?}"),
         }
     }
+    // Completions are allowed.
+    send_message(
+        &mut watcher,
+        &ClientMessage::Autocomplete {
+            id: json!(7),
+            revision,
+            cursor_position: 2,
+        },
+    )
+    .await;
+    match receive_message(&mut watcher).await {
+        ServerMessage::Suggestion { id, .. } => assert_eq!(*id, json!(7)),
+        other => panic!("expected a suggestion, got {other:?}"),
+    }
     // Presence is allowed: the editor sees the viewer's cursor.
     send_message(
         &mut watcher,
