@@ -9,6 +9,7 @@ mod error;
 mod json;
 mod limits;
 mod origin;
+mod quota;
 mod routes;
 mod server;
 mod wire;
@@ -84,6 +85,8 @@ pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
     /// How many connections (HTTP and WebSocket) may be open at once; more are answered 503.
     pub max_connections: usize,
+    /// How many of those one client address may hold open; more are answered 429.
+    pub max_connections_per_ip: usize,
     /// The longest request target (path and query) accepted; a longer one is answered 414.
     pub max_uri_bytes: usize,
     /// The most bytes of request line and headers accepted; more are answered 431.
@@ -100,6 +103,7 @@ impl Default for ConnectionLimits {
             body_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
