@@ -103,6 +103,12 @@ impl Config {
                 abuse_after: seconds(&lookup, "DUET_FLOOD_CLOSE_SECS", 10)?,
             },
             connections: connection_limits(&lookup)?,
+            rooms_per_minute: u32::try_from(positive(
+                &lookup,
+                "DUET_ROOMS_PER_MINUTE",
+                usize::try_from(defaults.rooms_per_minute).unwrap_or(usize::MAX),
+            )?)
+            .unwrap_or(u32::MAX),
         };
         let live_defaults = LiveSettings::default();
         let live = LiveSettings {
@@ -387,6 +393,7 @@ mod tests {
             ("DUET_HANDSHAKE_TIMEOUT_SECS", "4"),
             ("DUET_MAX_CONNECTIONS", "500"),
             ("DUET_MAX_CONNECTIONS_PER_IP", "50"),
+            ("DUET_ROOMS_PER_MINUTE", "12"),
             ("DUET_MAX_URI_BYTES", "1000"),
             ("DUET_MAX_HEADER_BYTES", "4000"),
             ("DUET_MAX_HEADERS", "20"),
@@ -400,6 +407,7 @@ mod tests {
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.max_frame_bytes, 4096);
         assert_eq!(config.send_queue, 8);
+        assert_eq!(config.settings.rooms_per_minute, 12);
         assert_eq!(
             config.settings.message_rate,
             MessageRate {
@@ -484,6 +492,8 @@ mod tests {
                 "0",
                 "DUET_MAX_CONNECTIONS_PER_IP",
             ),
+            ("DUET_ROOMS_PER_MINUTE", "0", "DUET_ROOMS_PER_MINUTE"),
+            ("DUET_ROOMS_PER_MINUTE", "-5", "DUET_ROOMS_PER_MINUTE"),
             ("DUET_MAX_URI_BYTES", "-1", "DUET_MAX_URI_BYTES"),
             ("DUET_MAX_HEADER_BYTES", "0", "DUET_MAX_HEADER_BYTES"),
             ("DUET_MAX_HEADERS", "many", "DUET_MAX_HEADERS"),

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use duet_app::ports::HealthCheck;
@@ -67,6 +67,9 @@ pub struct Settings {
     pub message_rate: MessageRate,
     /// How long connections and request heads may take, and how many connections there may be.
     pub connections: ConnectionLimits,
+    /// How many rooms one client address may create a minute (all at once, at most); more are
+    /// answered 429.
+    pub rooms_per_minute: u32,
 }
 
 /// The limits that keep slow, idle or numerous clients from holding the server's connections
@@ -124,6 +127,7 @@ impl Default for Settings {
                 abuse_after: Duration::from_secs(10),
             },
             connections: ConnectionLimits::default(),
+            rooms_per_minute: 30,
         }
     }
 }
@@ -179,6 +183,10 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         max_uri_bytes: settings.connections.max_uri_bytes,
         body_timeout: settings.connections.body_timeout,
     };
+    let room_creation = from_fn_with_state(
+        Arc::new(quota::RatePerAddress::per_minute(settings.rooms_per_minute)),
+        quota::limit_room_creation,
+    );
     let state = AppState {
         live: services.live,
         rooms: services.rooms,
@@ -192,8 +200,14 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/", get(routes::status))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
-        .route("/rooms", post(routes::create_room))
-        .route("/rooms/create", post(routes::create_room_legacy))
+        .route(
+            "/rooms",
+            post(routes::create_room).route_layer(room_creation.clone()),
+        )
+        .route(
+            "/rooms/create",
+            post(routes::create_room_legacy).route_layer(room_creation),
+        )
         // Every route taking a room id refuses a bad one the same way, before its handler.
         .route(
             "/rooms/{room_id}",
@@ -248,6 +262,8 @@ fn cors(origins: &AllowedOrigins) -> CorsLayer {
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
         .allow_headers(tower_http::cors::Any)
+        // Pages may read when a refused request may be tried again.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
 }
 

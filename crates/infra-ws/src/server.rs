@@ -7,6 +7,8 @@
 //!   WebSocket on upgrade. A connection past the cap is answered 503 at once, unread. Beside
 //!   it, each connection holds a place in its client address's quota the same way
 //!   (`quota::ConnectionsPerAddress`); one past that is answered 429.
+//! - **Peer address.** Each request carries its connection's peer address as axum's
+//!   `ConnectInfo<SocketAddr>`, for the per-address quotas of the routes.
 //! - **Heads.** hyper starts its header-read timer whenever it waits for a request head: on a
 //!   new connection, and on a kept-alive one as soon as the last response is out. [`HeadTimer`]
 //!   gives that timer two lengths: the header timeout on a new connection, and on a kept-alive
@@ -28,6 +30,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::rt::{Sleep, Timer};
@@ -87,6 +90,7 @@ pub(crate) async fn run(
                             let stream = ClientStream::new(stream, place);
                             connections.spawn(serve_connection(
                                 stream,
+                                peer,
                                 router.clone(),
                                 limits.clone(),
                                 stop.clone(),
@@ -247,6 +251,7 @@ async fn refuse(mut stream: TcpStream, refusal: ApiError) {
 /// the server stops.
 async fn serve_connection(
     stream: ClientStream,
+    peer: SocketAddr,
     router: Router,
     limits: Arc<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
@@ -259,9 +264,10 @@ async fn serve_connection(
     // When the upgrade asked for must be done by; `None` while no upgrade is under way.
     let (upgrade_started, mut upgrade_deadline) = watch::channel(None::<Instant>);
     let handshake_timeout = limits.handshake_timeout;
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let router = router.clone();
         let upgrade_started = upgrade_started.clone();
+        request.extensions_mut().insert(ConnectInfo(peer));
         async move {
             let upgrading = request.headers().contains_key(header::UPGRADE);
             if upgrading {

@@ -1,4 +1,5 @@
-//! The per-address quotas as a client meets them: connections past the per-address cap
+//! The per-address quotas as a client meets them: rooms created too fast from one address are
+//! refused with 429 `rate_limited` and create nothing, and connections past the per-address cap
 //! are refused with 429 `too_many_connections_from_address` until one of that address's own
 //! closes. The tests' clients are on 127.0.0.1; one on 127.0.0.2 (loopback too, on Linux)
 //! shows that another address has a quota of its own.
@@ -44,6 +45,68 @@ impl Refusal {
         assert!(seconds >= 1, "{self:?}");
         seconds
     }
+}
+
+async fn create(client: &reqwest::Client, server: &TestServer, route: &str) -> Result<(), Refusal> {
+    let response = client
+        .post(server.url(route))
+        .json(&json!({"code": "print(1)"}))
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(());
+    }
+    assert!(
+        response.headers().get("location").is_none(),
+        "a refusal names no room"
+    );
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().expect("ASCII").to_owned());
+    let body = response.json().await.expect("a JSON body");
+    Err(Refusal {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+async fn rooms_past_the_quota_are_refused_and_create_nothing(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let config = test_config_with(database.url(), &[("DUET_ROOMS_PER_MINUTE", "3")]);
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        create(&client, &server, "/rooms")
+            .await
+            .expect("within the quota");
+    }
+    assert_eq!(database.room_count().await, 3);
+    // The fourth is refused, on the prototype's route too: both count against one quota.
+    for route in ["/rooms", "/rooms/create"] {
+        let refusal = create(&client, &server, route)
+            .await
+            .expect_err("past the quota");
+        let seconds = refusal.check("rate_limited");
+        // Three a minute: the next one is at most a third of a minute away.
+        assert!(seconds <= 20, "{refusal:?}");
+    }
+    assert_eq!(database.room_count().await, 3, "a refusal stores nothing");
+    // Another address has a quota of its own.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(IpAddr::V4(ELSEWHERE))
+        .build()
+        .expect("a client");
+    create(&elsewhere, &server, "/rooms/create")
+        .await
+        .expect("another address's quota is full");
+    assert_eq!(database.room_count().await, 4);
+    server.stop().await;
 }
 
 /// Opens a connection from `from` and sends `GET /healthz` on it, kept alive: the connection
@@ -195,4 +258,7 @@ async fn connections_past_the_address_quota_are_refused_until_one_closes(backend
     server.stop().await;
 }
 
-on_both_databases!(connections_past_the_address_quota_are_refused_until_one_closes,);
+on_both_databases!(
+    rooms_past_the_quota_are_refused_and_create_nothing,
+    connections_past_the_address_quota_are_refused_until_one_closes,
+);
