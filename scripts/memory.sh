@@ -14,7 +14,9 @@ idle=${IDLE_CLIENTS:-1000}
 bytes=${ROOM_BYTES:-4000000}
 server=
 start_server() {
+  # Every client comes from 127.0.0.1: the per-address quotas would stop them.
   DATABASE_URL="sqlite://$work/duet.db?mode=rwc" DUET_BIND="127.0.0.1:$port" RUST_LOG=warn \
+    DUET_MAX_CONNECTIONS_PER_IP=10000 DUET_ROOMS_PER_MINUTE=100000 \
     DUET_MAX_BODY_BYTES=$((bytes * 2 + 1024)) DUET_MAX_FRAME_BYTES=$((bytes * 2 + 1024)) \
     target/release/duet-server 2>> "$work/server.log" &
   server=$!

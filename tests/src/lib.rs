@@ -78,11 +78,24 @@ pub struct TestServer {
 /// Never for the fixed values it uses.
 #[must_use]
 pub fn test_config(database: &DatabaseUrl) -> Config {
+    test_config_with(database, &[])
+}
+
+/// [`test_config`] with these environment variables set as well, read as the server reads
+/// them.
+///
+/// # Panics
+/// When a value is not valid.
+#[must_use]
+pub fn test_config_with(database: &DatabaseUrl, variables: &[(&str, &str)]) -> Config {
     let url = database.expose().to_owned();
     Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "DUET_BIND" => Some("127.0.0.1:0".to_owned()),
-        _ => None,
+        _ => variables
+            .iter()
+            .find(|(variable, _)| *variable == name)
+            .map(|(_, value)| (*value).to_owned()),
     })
     .expect("the test configuration is valid")
 }

@@ -107,6 +107,12 @@ impl Config {
                 abuse_after: seconds(&lookup, "DUET_FLOOD_CLOSE_SECS", 10)?,
             },
             connections: connection_limits(&lookup)?,
+            rooms_per_minute: u32::try_from(positive(
+                &lookup,
+                "DUET_ROOMS_PER_MINUTE",
+                usize::try_from(defaults.rooms_per_minute).unwrap_or(usize::MAX),
+            )?)
+            .unwrap_or(u32::MAX),
         };
         let live_defaults = LiveSettings::default();
         let live = LiveSettings {
@@ -206,6 +212,11 @@ fn connection_limits(
             defaults.handshake_timeout,
         )?,
         max_connections,
+        max_connections_per_ip: positive(
+            lookup,
+            "DUET_MAX_CONNECTIONS_PER_IP",
+            defaults.max_connections_per_ip,
+        )?,
         max_uri_bytes: positive(lookup, "DUET_MAX_URI_BYTES", defaults.max_uri_bytes)?,
         max_header_bytes: positive(lookup, "DUET_MAX_HEADER_BYTES", defaults.max_header_bytes)?,
         max_headers: positive(lookup, "DUET_MAX_HEADERS", defaults.max_headers)?,
@@ -416,6 +427,8 @@ mod tests {
             ("DUET_BODY_TIMEOUT_SECS", "7"),
             ("DUET_HANDSHAKE_TIMEOUT_SECS", "4"),
             ("DUET_MAX_CONNECTIONS", "500"),
+            ("DUET_MAX_CONNECTIONS_PER_IP", "50"),
+            ("DUET_ROOMS_PER_MINUTE", "12"),
             ("DUET_MAX_URI_BYTES", "1000"),
             ("DUET_MAX_HEADER_BYTES", "4000"),
             ("DUET_MAX_HEADERS", "20"),
@@ -429,6 +442,7 @@ mod tests {
         assert_eq!(config.settings.max_body_bytes, 2048);
         assert_eq!(config.settings.max_frame_bytes, 4096);
         assert_eq!(config.send_queue, 8);
+        assert_eq!(config.settings.rooms_per_minute, 12);
         assert_eq!(
             config.settings.message_rate,
             MessageRate {
@@ -444,6 +458,7 @@ mod tests {
                 body_timeout: Duration::from_secs(7),
                 handshake_timeout: Duration::from_secs(4),
                 max_connections: 500,
+                max_connections_per_ip: 50,
                 max_uri_bytes: 1000,
                 max_header_bytes: 4000,
                 max_headers: 20,
@@ -542,6 +557,13 @@ mod tests {
                 "99999999999",
                 "DUET_MAX_CONNECTIONS",
             ),
+            (
+                "DUET_MAX_CONNECTIONS_PER_IP",
+                "0",
+                "DUET_MAX_CONNECTIONS_PER_IP",
+            ),
+            ("DUET_ROOMS_PER_MINUTE", "0", "DUET_ROOMS_PER_MINUTE"),
+            ("DUET_ROOMS_PER_MINUTE", "-5", "DUET_ROOMS_PER_MINUTE"),
             ("DUET_MAX_URI_BYTES", "-1", "DUET_MAX_URI_BYTES"),
             ("DUET_MAX_HEADER_BYTES", "0", "DUET_MAX_HEADER_BYTES"),
             ("DUET_MAX_HEADERS", "many", "DUET_MAX_HEADERS"),

@@ -167,6 +167,26 @@ impl TestDatabase {
         let _ = connection.close().await;
     }
 
+    /// How many rooms the database holds, read behind the server's back (to check that a
+    /// refused request stored nothing).
+    ///
+    /// # Panics
+    /// When the database cannot be opened or read.
+    pub async fn room_count(&self) -> u64 {
+        let connection = self.connect().await.expect("the test database opens");
+        let row = connection
+            .query_one_raw(sea_orm::Statement::from_string(
+                connection.get_database_backend(),
+                "SELECT COUNT(*) AS count FROM rooms",
+            ))
+            .await
+            .expect("the rooms are counted")
+            .expect("a count");
+        let count: i64 = row.try_get("", "count").expect("a whole number");
+        let _ = connection.close().await;
+        u64::try_from(count).expect("not negative")
+    }
+
     /// A room store on this database.
     ///
     /// # Panics

@@ -17,6 +17,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header, when the client may try again later.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,7 +38,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client to try again in `seconds` (at least 1).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// A failure of the server's own, logged with its cause chain; the client learns only
@@ -104,9 +114,13 @@ impl ApiError {
             },
         })
         .unwrap_or_default();
+        let retry_after = self
+            .retry_after
+            .map(|seconds| format!("retry-after: {seconds}\r\n"))
+            .unwrap_or_default();
         let mut response = format!(
             "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n",
+             {retry_after}connection: close\r\n\r\n",
             self.status,
             body.len()
         )
@@ -126,7 +140,13 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

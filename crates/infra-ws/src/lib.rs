@@ -10,6 +10,7 @@ mod error;
 mod json;
 mod limits;
 mod origin;
+mod quota;
 mod routes;
 mod server;
 mod wire;
@@ -24,7 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use duet_app::ports::HealthCheck;
@@ -70,6 +71,9 @@ pub struct Settings {
     pub message_rate: MessageRate,
     /// How long connections and request heads may take, and how many connections there may be.
     pub connections: ConnectionLimits,
+    /// How many rooms one client address may create a minute (all at once, at most); more are
+    /// answered 429.
+    pub rooms_per_minute: u32,
 }
 
 /// The limits that keep slow, idle or numerous clients from holding the server's connections
@@ -88,6 +92,8 @@ pub struct ConnectionLimits {
     pub handshake_timeout: Duration,
     /// How many connections (HTTP and WebSocket) may be open at once; more are answered 503.
     pub max_connections: usize,
+    /// How many of those one client address may hold open; more are answered 429.
+    pub max_connections_per_ip: usize,
     /// The longest request target (path and query) accepted; a longer one is answered 414.
     pub max_uri_bytes: usize,
     /// The most bytes of request line and headers accepted; more are answered 431.
@@ -104,6 +110,7 @@ impl Default for ConnectionLimits {
             body_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 256,
             max_uri_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
@@ -125,6 +132,7 @@ impl Default for Settings {
                 abuse_after: Duration::from_secs(10),
             },
             connections: ConnectionLimits::default(),
+            rooms_per_minute: 30,
         }
     }
 }
@@ -186,6 +194,10 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .auth
         .as_ref()
         .map(|secret| Arc::new(Authority::new(secret)));
+    let room_creation = from_fn_with_state(
+        Arc::new(quota::RatePerAddress::per_minute(settings.rooms_per_minute)),
+        quota::limit_room_creation,
+    );
     let state = AppState {
         authority: authority.clone(),
         live: services.live,
@@ -197,10 +209,17 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         connections,
     };
     // Everything but what a load balancer, a status page or a client choosing a language asks
-    // needs a token when authentication is on.
+    // needs a token when authentication is on. Room creation is counted per address once the
+    // caller is known, so refused tokens use up nothing.
     let protected = Router::new()
-        .route("/rooms", post(routes::create_room))
-        .route("/rooms/create", post(routes::create_room_legacy))
+        .route(
+            "/rooms",
+            post(routes::create_room).route_layer(room_creation.clone()),
+        )
+        .route(
+            "/rooms/create",
+            post(routes::create_room_legacy).route_layer(room_creation),
+        )
         // Every route taking a room id refuses a bad one the same way, before its handler.
         .route(
             "/rooms/{room_id}",
@@ -273,6 +292,8 @@ fn cors(origins: &AllowedOrigins) -> CorsLayer {
         ])
         // Mirrored rather than `*`: a wildcard does not cover `Authorization`.
         .allow_headers(AllowHeaders::mirror_request())
+        // Pages may read when a refused request may be tried again.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600))
 }
 

@@ -2,9 +2,13 @@
 //! HTTP/1 on each with hyper under the connection limits, so that a client that is slow, idle
 //! or one of too many cannot hold a connection (a file descriptor and a task) for long.
 //!
-//! - **Cap.** Every connection holds a permit of one semaphore for as long as it is open, a
+//! - **Caps.** Every connection holds a permit of one semaphore for as long as it is open, a
 //!   WebSocket included: the permit lives in the connection's stream, which hyper hands to the
-//!   WebSocket on upgrade. A connection past the cap is answered 503 at once, unread.
+//!   WebSocket on upgrade. A connection past the cap is answered 503 at once, unread. Beside
+//!   it, each connection holds a place in its client address's quota the same way
+//!   (`quota::ConnectionsPerAddress`); one past that is answered 429.
+//! - **Peer address.** Each request carries its connection's peer address as axum's
+//!   `ConnectInfo<SocketAddr>`, for the per-address quotas of the routes.
 //! - **Heads.** hyper starts its header-read timer whenever it waits for a request head: on a
 //!   new connection, and on a kept-alive one as soon as the last response is out. [`HeadTimer`]
 //!   gives that timer two lengths: the header timeout on a new connection, and on a kept-alive
@@ -18,6 +22,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::rt::{Sleep, Timer};
@@ -39,13 +45,18 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::error::ApiError;
+use crate::quota::{AddressPlace, ConnectionsPerAddress, TooManyFromAddress, client_address};
 use crate::{ConnectionLimits, Shutdown};
 
-/// How long a refused connection may take to read its 503 before it is dropped.
+/// How long a refused connection may take to read its refusal (503 or 429) before it is
+/// dropped.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// The most bytes read (and thrown away) from a refused connection, so that closing it does
-/// not reset it under the 503 it has not read yet.
+/// not reset it under the refusal it has not read yet.
 const REFUSAL_DRAIN: usize = 16 * 1024;
+/// What a connection refused for its address's quota is told to wait before trying again:
+/// places come back as that address's own connections close, which the server cannot foresee.
+const ADDRESS_RETRY_AFTER_SECONDS: u64 = 5;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, asks the
 /// HTTP connections to finish their request and the WebSockets to close (1001), and waits up
@@ -59,47 +70,34 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Arc::new(limits);
-    // The configuration keeps the cap far below the semaphore's ceiling; `min` keeps `new` from
-    // panicking on settings made some other way.
-    let capacity = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let mut admission = Admission::new(&limits);
+    let capacity = admission.capacity.clone();
     let (stopping, stop) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
-    // Whether the last connection was refused: a flood past the cap logs one warning, not one
-    // per connection.
-    let mut full = false;
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     // Small frames must leave at once: Nagle's algorithm would hold them for up
                     // to 40 ms.
                     if let Err(error) = stream.set_nodelay(true) {
                         tracing::debug!(%error, "cannot set TCP_NODELAY");
                     }
-                    match capacity.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            full = false;
-                            let stream = ClientStream::new(stream, permit);
+                    match admission.admit(peer) {
+                        Ok(place) => {
+                            let stream = ClientStream::new(stream, place);
                             connections.spawn(serve_connection(
                                 stream,
+                                peer,
                                 router.clone(),
                                 limits.clone(),
                                 stop.clone(),
                             ));
                         }
-                        Err(_) => {
-                            if !full {
-                                tracing::warn!(
-                                    limit = limits.max_connections,
-                                    "connections refused: as many open as DUET_MAX_CONNECTIONS allows"
-                                );
-                            }
-                            full = true;
-                            connections.spawn(refuse(stream));
+                        Err(refusal) => {
+                            connections.spawn(refuse(stream, refusal));
                         }
                     }
                 }
@@ -149,20 +147,93 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Answers 503 in the JSON shape to a connection past the cap and closes it, reading at most a
+/// A connection's places under the caps, given back when it is dropped.
+struct Place {
+    _server: OwnedSemaphorePermit,
+    _address: AddressPlace,
+}
+
+/// Which connections are let in: the server-wide cap, and each address's quota.
+struct Admission {
+    capacity: Arc<Semaphore>,
+    per_address: Arc<ConnectionsPerAddress>,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    /// Whether the last connection was refused for the server-wide cap: a flood past it logs
+    /// one warning, not one per connection.
+    full: bool,
+}
+
+impl Admission {
+    fn new(limits: &ConnectionLimits) -> Self {
+        Self {
+            // The configuration keeps the cap far below the semaphore's ceiling; `min` keeps
+            // `new` from panicking on settings made some other way.
+            capacity: Arc::new(Semaphore::new(
+                limits.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            per_address: ConnectionsPerAddress::new(limits.max_connections_per_ip),
+            max_connections: limits.max_connections,
+            max_connections_per_ip: limits.max_connections_per_ip,
+            full: false,
+        }
+    }
+
+    /// The places of a connection from `peer`, or the answer that refuses it. An address over
+    /// its quota is refused before it can take one of the server's places.
+    fn admit(&mut self, peer: SocketAddr) -> Result<Place, ApiError> {
+        let address = client_address(peer.ip());
+        let address_place = match self.per_address.hold(address) {
+            Ok(place) => place,
+            Err(TooManyFromAddress { first_of_flood }) => {
+                if first_of_flood {
+                    tracing::warn!(
+                        %address,
+                        limit = self.max_connections_per_ip,
+                        "connections from one address refused: as many open as \
+                         DUET_MAX_CONNECTIONS_PER_IP allows"
+                    );
+                }
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections_from_address",
+                    "this address has as many connections open as the server accepts from \
+                     one address; close one or try again later",
+                )
+                .retry_after(ADDRESS_RETRY_AFTER_SECONDS));
+            }
+        };
+        let Ok(permit) = self.capacity.clone().try_acquire_owned() else {
+            if !self.full {
+                tracing::warn!(
+                    limit = self.max_connections,
+                    "connections refused: as many open as DUET_MAX_CONNECTIONS allows"
+                );
+            }
+            self.full = true;
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server has as many connections open as it accepts; try again later",
+            ));
+        };
+        self.full = false;
+        Ok(Place {
+            _server: permit,
+            _address: address_place,
+        })
+    }
+}
+
+/// Answers `refusal` to a connection that was not let in and closes it, reading at most a
 /// little of what it sent.
-async fn refuse(mut stream: TcpStream) {
-    let answer = ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too_many_connections",
-        "the server has as many connections open as it accepts; try again later",
-    )
-    .to_http1();
+async fn refuse(mut stream: TcpStream, refusal: ApiError) {
+    let answer = refusal.to_http1();
     let _ = tokio::time::timeout(REFUSAL_LINGER, async {
         stream.write_all(&answer).await?;
         stream.shutdown().await?;
         // Reading what the client already sent lets the close be a FIN rather than a reset,
-        // which could discard the 503 before the client reads it.
+        // which could discard the refusal before the client reads it.
         let mut drained = 0;
         let mut chunk = [0; 4096];
         while drained < REFUSAL_DRAIN {
@@ -180,6 +251,7 @@ async fn refuse(mut stream: TcpStream) {
 /// the server stops.
 async fn serve_connection(
     stream: ClientStream,
+    peer: SocketAddr,
     router: Router,
     limits: Arc<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
@@ -192,9 +264,10 @@ async fn serve_connection(
     // When the upgrade asked for must be done by; `None` while no upgrade is under way.
     let (upgrade_started, mut upgrade_deadline) = watch::channel(None::<Instant>);
     let handshake_timeout = limits.handshake_timeout;
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let router = router.clone();
         let upgrade_started = upgrade_started.clone();
+        request.extensions_mut().insert(ConnectInfo(peer));
         async move {
             let upgrading = request.headers().contains_key(header::UPGRADE);
             if upgrading {
@@ -350,18 +423,18 @@ impl Future for HeadSleep {
 impl Sleep for HeadSleep {}
 
 /// A client's TCP stream as hyper (and, after an upgrade, the WebSocket) uses it: it holds the
-/// connection's place under the cap, counts reads for [`HeadTimer`], and swaps hyper's bare
+/// connection's places under the caps, counts reads for [`HeadTimer`], and swaps hyper's bare
 /// error answers for the JSON ones.
 pub(crate) struct ClientStream {
     stream: TcpStream,
     reads: Arc<Reads>,
     /// The JSON answer written in place of hyper's, and how much of it is out.
     replacement: Option<(Vec<u8>, usize)>,
-    _place: OwnedSemaphorePermit,
+    _place: Place,
 }
 
 impl ClientStream {
-    fn new(stream: TcpStream, place: OwnedSemaphorePermit) -> Self {
+    fn new(stream: TcpStream, place: Place) -> Self {
         Self {
             stream,
             reads: Arc::default(),

@@ -10,4 +10,5 @@ mod loadgen;
 mod persistence;
 mod plain_exact;
 mod plain_ws;
+mod quotas;
 mod v1_ws;
