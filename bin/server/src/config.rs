@@ -157,12 +157,14 @@ impl Config {
     }
 }
 
-/// `DUET_AUTH_SECRET`: unset (or empty) leaves authentication off; set, it must be long
-/// enough to sign tokens safely.
+/// `DUET_AUTH_SECRET`: unset leaves authentication off; set, it must be long enough to sign
+/// tokens safely. Set but empty is refused like any short secret: a deployment template that
+/// meant to set it must not leave every room open. Its bytes are the key as they are (a
+/// base64 text is not decoded).
 fn auth_secret(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<AuthSecret>, ConfigError> {
-    let Some(secret) = lookup("DUET_AUTH_SECRET").filter(|secret| !secret.is_empty()) else {
+    let Some(secret) = lookup("DUET_AUTH_SECRET") else {
         return Ok(None);
     };
     AuthSecret::new(secret)
@@ -543,6 +545,7 @@ mod tests {
                 "DUET_MAX_MEMBERS_PER_ROOM",
             ),
             ("DUET_AUTH_SECRET", "short", "DUET_AUTH_SECRET"),
+            ("DUET_AUTH_SECRET", "", "DUET_AUTH_SECRET"),
             ("DUET_HEADER_TIMEOUT_SECS", "0", "DUET_HEADER_TIMEOUT_SECS"),
             ("DUET_IDLE_TIMEOUT_SECS", "1.5", "DUET_IDLE_TIMEOUT_SECS"),
             ("DUET_BODY_TIMEOUT_SECS", "soon", "DUET_BODY_TIMEOUT_SECS"),

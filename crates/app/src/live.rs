@@ -631,12 +631,19 @@ impl LiveRoom {
     }
 
     /// Notes that `client` was given to a connection (of the user `subject`, when
-    /// authentication is on): it is known from now on, and bound to the first user given it.
-    pub(crate) fn issue(&mut self, client: ClientId, subject: Option<&str>) {
+    /// authentication is on): it is known from now on, and bound to the first user given it,
+    /// or to the user who `proved` it is theirs.
+    pub(crate) fn issue(&mut self, client: ClientId, subject: Option<&str>, proved: bool) {
         if let Some(subject) = subject {
-            self.subjects
-                .entry(client.clone())
-                .or_insert_with(|| subject.to_owned());
+            match self.subjects.entry(client.clone()) {
+                std::collections::hash_map::Entry::Occupied(mut bound) if proved => {
+                    subject.clone_into(bound.get_mut());
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+                std::collections::hash_map::Entry::Vacant(free) => {
+                    free.insert(subject.to_owned());
+                }
+            }
         }
         self.issued.insert(client);
     }
@@ -740,7 +747,7 @@ mod tests {
             &op("alice", 1, 0, TextOperation::new().retain(3).insert("d")),
         );
         live.seed_seq(&client("bob"), 7);
-        live.issue(client("carol"), None);
+        live.issue(client("carol"), None, false);
         let member = Arc::new(Mutex::new(PlainMember::joined(1)));
         let before = state(&live);
         let member_before = plain_state(&member);

@@ -145,16 +145,19 @@ impl Rooms {
         connected: bool,
     ) -> Result<Identity, IdentifyError> {
         let room = live.id();
+        let proved = |client: &ClientId| {
+            token.is_some_and(|token| self.tokens.verify(room, client, subject, token))
+        };
+        // A token proves the id for its own user only; that proof beats a binding made without
+        // one (an id that had never edited, taken by another user after the room reloaded).
         if let (Some(client), Some(subject)) = (&claimed, subject)
             && live
                 .subject_of(client)
                 .is_some_and(|bound| bound != subject)
+            && !proved(client)
         {
             return Err(IdentifyError::TakenByAnotherUser(client.clone()));
         }
-        let proved = |client: &ClientId| {
-            token.is_some_and(|token| self.tokens.verify(room, client, subject, token))
-        };
         let (client, proved) = match claimed {
             Some(client) if proved(&client) => (client, true),
             Some(client)
@@ -175,7 +178,7 @@ impl Rooms {
             None => (ClientId::generate(), false),
         };
         let token = self.tokens.issue(room, &client, subject);
-        live.issue(client.clone(), subject);
+        live.issue(client.clone(), subject, proved);
         Ok(Identity {
             client,
             proved,
@@ -1193,6 +1196,40 @@ mod tests {
             .await
             .expect("committed");
         let mut reloaded = rooms.open(live.room().id()).await.expect("opens");
+        // An id that never edited is free again after a reload: bob takes it without proof,
+        // and carol, who proves it, takes it back from him.
+        let carol = rooms
+            .identify(
+                &mut reloaded,
+                Some(client("tablet")),
+                None,
+                Some("carol"),
+                false,
+            )
+            .await
+            .expect("identified");
+        let mut again = rooms.open(live.room().id()).await.expect("opens");
+        let bob = rooms
+            .identify(&mut again, Some(client("tablet")), None, Some("bob"), false)
+            .await
+            .expect("identified");
+        assert_eq!((bob.client.as_str(), bob.proved), ("tablet", false));
+        let back = rooms
+            .identify(
+                &mut again,
+                Some(client("tablet")),
+                Some(&carol.token),
+                Some("carol"),
+                true,
+            )
+            .await
+            .expect("carol proves her id");
+        assert!(back.proved);
+        assert_eq!(again.subject_of(&client("tablet")), Some("carol"));
+        let refused = rooms
+            .identify(&mut again, Some(client("tablet")), None, Some("bob"), true)
+            .await;
+        assert!(matches!(refused, Err(IdentifyError::TakenByAnotherUser(_))));
         let eve = rooms
             .identify(
                 &mut reloaded,

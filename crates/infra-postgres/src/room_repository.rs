@@ -637,7 +637,14 @@ impl RoomRepository for SqlRoomRepository {
         // quarantined and the room go together or not at all (SQLite enforces no foreign keys
         // unless asked, so the log is deleted explicitly).
         let connection = connect_writer(&self.url).await.map_err(unavailable)?;
+        let sqlite = backend == DbBackend::Sqlite;
         let result = async {
+            if sqlite {
+                // Deleted code is overwritten with zeros rather than left in free pages.
+                connection
+                    .execute_unprepared("PRAGMA secure_delete = ON")
+                    .await?;
+            }
             let transaction = connection.begin().await?;
             Operations::delete_many()
                 .filter(operation_entity::Column::RoomId.eq(uuid))
@@ -646,6 +653,14 @@ impl RoomRepository for SqlRoomRepository {
             transaction.execute_raw(quarantined).await?;
             let deleted = Rooms::delete_by_id(uuid).exec(&transaction).await?;
             transaction.commit().await?;
+            if sqlite {
+                // The write-ahead log still holds the pages as they were until a checkpoint
+                // resets it; best effort, since readers may hold it (the next checkpoint
+                // does it then).
+                let _ = connection
+                    .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await;
+            }
             Ok::<bool, DbErr>(deleted.rows_affected > 0)
         }
         .await

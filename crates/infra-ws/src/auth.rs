@@ -161,7 +161,8 @@ impl Authority {
                 ErrorKind::MissingRequiredClaim(claim) => {
                     TokenError::Malformed(format!("the claim {claim} is missing"))
                 }
-                // serde's message names the claim and what was wrong, never its value.
+                // serde's message names the claim and what was wrong (quoting a number or a
+                // short value it found); it goes back to the caller in the 401, never to logs.
                 ErrorKind::Json(cause) => TokenError::Malformed(cause.to_string()),
                 _ => TokenError::Malformed("it cannot be read as a JWT".into()),
             })?

@@ -2,7 +2,8 @@
 //! often it may create a room.
 //!
 //! A client's address is its TCP peer address, with an IPv4-mapped IPv6 address counted as the
-//! IPv4 address it maps. Headers such as `X-Forwarded-For` are not trusted: any client can
+//! IPv4 address it maps, and an IPv6 address counted as its /64 network (one host is commonly
+//! given a whole /64, and could otherwise take a new address for every connection). Headers such as `X-Forwarded-For` are not trusted: any client can
 //! send them. Behind a reverse proxy every client therefore has the proxy's address, which is
 //! why these quotas are per address and generous: they keep one machine from taking the whole
 //! server, not one person from a fair share.
@@ -20,11 +21,18 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// The address a client is counted under.
 pub(crate) fn client_address(peer: IpAddr) -> IpAddr {
-    peer.to_canonical()
+    match peer.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(network))
+        }
+    }
 }
 
 /// Locks `mutex` even when a thread panicked while holding it: the maps behind these locks are
@@ -194,7 +202,9 @@ impl RatePerAddress {
 
 /// In front of the routes that create rooms: a request from an address that has used up its
 /// quota is answered 429 `rate_limited` with `Retry-After`, and creates nothing. Every request
-/// counts, including one refused for its body, so a client cannot probe for free.
+/// of a caller that may create rooms counts, including one refused for its body, so a client
+/// cannot probe for free; a caller that may not (a viewer's token) uses up nothing, so that it
+/// cannot spend its address's quota for others behind the same address.
 ///
 /// A request without a peer address did not come through [`crate::serve`] but was handed to
 /// the router in process (as tests do); there is no client to hold to a quota, so it passes.
@@ -210,6 +220,13 @@ pub(crate) async fn limit_room_creation(
     else {
         return next.run(request).await;
     };
+    let may_create = request
+        .extensions()
+        .get::<Caller>()
+        .is_none_or(|caller| caller.require_room_creation().is_ok());
+    if !may_create {
+        return next.run(request).await;
+    }
     match rate.take(client_address(peer.ip()), Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
@@ -253,12 +270,18 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv4_mapped_address_is_its_ipv4_address() {
+    fn an_ipv4_mapped_address_is_its_ipv4_address_and_an_ipv6_one_its_network() {
         let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
         assert_eq!(client_address(mapped), HOME);
         assert_eq!(client_address(HOME), HOME);
-        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
-        assert_eq!(client_address(v6), v6);
+        // Every address of one /64 counts as one.
+        let network = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, 0));
+        for host in [1, 0xffff, 0xdead] {
+            let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 7, host, 3, 2, 1));
+            assert_eq!(client_address(v6), network);
+        }
+        let next = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert_ne!(client_address(next), network);
     }
 
     #[test]

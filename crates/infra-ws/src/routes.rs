@@ -64,12 +64,17 @@ pub struct CreatedRoom {
     room_id: String,
 }
 
+/// A request body, read only once the caller is known to be allowed: a caller without the
+/// right learns that first, whatever it sent.
+type Body<T> = Result<T, ApiError>;
+
 async fn create(
     state: &AppState,
     caller: &Caller,
-    body: Option<CreateRoomRequest>,
+    body: Body<OptionalJson<CreateRoomRequest>>,
 ) -> Result<RoomId, ApiError> {
     caller.require_room_creation()?;
+    let OptionalJson(body) = body?;
     let body = body.unwrap_or_default();
     let room = state
         .rooms
@@ -86,7 +91,7 @@ async fn create(
 pub async fn create_room_legacy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    OptionalJson(body): OptionalJson<CreateRoomRequest>,
+    body: Body<OptionalJson<CreateRoomRequest>>,
 ) -> Result<Json<CreatedRoom>, ApiError> {
     let id = create(&state, &caller, body).await?;
     Ok(Json(CreatedRoom {
@@ -98,7 +103,7 @@ pub async fn create_room_legacy(
 pub async fn create_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    OptionalJson(body): OptionalJson<CreateRoomRequest>,
+    body: Body<OptionalJson<CreateRoomRequest>>,
 ) -> Result<Response, ApiError> {
     let id = create(&state, &caller, body).await?;
     Ok((
@@ -225,10 +230,11 @@ pub async fn update_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
-    JsonBody(update): JsonBody<UpdateRoom>,
+    update: Body<JsonBody<UpdateRoom>>,
 ) -> Result<Json<RoomView>, ApiError> {
     let id = RoomId::parse(&room_id)?;
     caller.require(id, Role::Editor)?;
+    let JsonBody(update) = update?;
     let language = Language::new(&update.language).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -263,7 +269,8 @@ pub const MAX_SHARE_TTL_SECS: u64 = 30 * 24 * 60 * 60;
 pub struct ShareRequest {
     role: String,
     name: Option<String>,
-    ttl_secs: Option<u64>,
+    /// Signed, so that a negative one is `invalid_ttl` like any other out of range.
+    ttl_secs: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -282,7 +289,7 @@ pub async fn share_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
-    JsonBody(request): JsonBody<ShareRequest>,
+    request: Body<JsonBody<ShareRequest>>,
 ) -> Result<(StatusCode, Json<SharedToken>), ApiError> {
     let id = RoomId::parse(&room_id)?;
     let (Some(authority), Caller::Bearer(grant)) = (&state.authority, &caller) else {
@@ -293,6 +300,7 @@ pub async fn share_room(
         ));
     };
     caller.require(id, Role::Owner)?;
+    let JsonBody(request) = request?;
     let invalid = |code: &'static str, message: String| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     };
@@ -306,13 +314,16 @@ pub async fn share_room(
             ));
         }
     };
-    let ttl = request.ttl_secs.unwrap_or(DEFAULT_SHARE_TTL_SECS);
-    if !(1..=MAX_SHARE_TTL_SECS).contains(&ttl) {
-        return Err(invalid(
-            "invalid_ttl",
-            format!("ttlSecs must be 1 to {MAX_SHARE_TTL_SECS} (30 days)"),
-        ));
-    }
+    let ttl = match request.ttl_secs.map(u64::try_from) {
+        None => DEFAULT_SHARE_TTL_SECS,
+        Some(Ok(ttl)) if (1..=MAX_SHARE_TTL_SECS).contains(&ttl) => ttl,
+        Some(_) => {
+            return Err(invalid(
+                "invalid_ttl",
+                format!("ttlSecs must be 1 to {MAX_SHARE_TTL_SECS} (30 days)"),
+            ));
+        }
+    };
     if let Some(name) = &request.name
         && (name.is_empty() || name.chars().count() > duet_live::MAX_NAME)
     {

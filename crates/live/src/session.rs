@@ -469,6 +469,12 @@ impl<E: Encoder> Session<E> {
             .client
             .as_ref()
             .is_some_and(|client| self.members.values().any(|member| member.client == *client));
+        // A full room refuses at once, unless the connection may take the place of one of its
+        // members (it names a connected client id); then it is counted once it is identified.
+        let limit = self.registry.max_members;
+        if self.members.len() >= limit && !connected {
+            return Err(JoinError::RoomFull { limit });
+        }
         let registry = Arc::clone(&self.registry);
         let identity = registry
             .rooms
@@ -495,7 +501,6 @@ impl<E: Encoder> Session<E> {
             .map(|(id, _)| *id)
             .collect();
         // A connection that takes an old one's place takes its place in the count too.
-        let limit = self.registry.max_members;
         if self.members.len() - replaced.len() >= limit {
             return Err(JoinError::RoomFull { limit });
         }

@@ -171,6 +171,9 @@ async fn missing_forged_expired_and_malformed_tokens_are_401(backend: Backend) {
             client
                 .post(server.url("/autocomplete"))
                 .json(&json!({"code": "pri", "cursorPosition": 3})),
+            client
+                .post(server.url(&format!("/rooms/{room}/tokens")))
+                .json(&json!({"role": "viewer"})),
         ] {
             let response = with(request).send().await.expect("the server answers");
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
@@ -192,6 +195,28 @@ async fn missing_forged_expired_and_malformed_tokens_are_401(backend: Backend) {
         let (status, body) = connect(&server, &room, &query).await.expect_err("refused");
         assert_eq!((status, code(&body)), (401, "unauthorized"), "{what}");
     }
+    // Another scheme is no token; in the query string, only the first token counts, and only
+    // on the WebSocket route.
+    let (status, body) = answer(
+        client
+            .get(server.url(&format!("/rooms/{room}")))
+            .header("authorization", format!("Basic {owner}")),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (status, _) = answer(client.get(server.url(&format!("/rooms/{room}?token={owner}")))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = connect(&server, &room, &format!("token=forged&token={owner}"))
+        .await
+        .expect_err("the first token is forged");
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let mut socket = connect(&server, &room, &format!("token={owner}&token=forged"))
+        .await
+        .expect("the first token is good");
+    let _ = welcome(&mut socket).await;
     // Nothing was changed by any of them.
     assert_eq!(room_code(&server, &room).await, "x");
     server.stop().await;
@@ -445,6 +470,7 @@ async fn owners_share_links_never_above_themselves_and_delete_rooms(backend: Bac
     assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
     for bad in [
         json!({"role": "viewer", "ttlSecs": 0}),
+        json!({"role": "viewer", "ttlSecs": -1}),
         json!({"role": "viewer", "ttlSecs": 999_999_999}),
     ] {
         let (status, body) = answer(share(&owner, &room, bad)).await;
@@ -672,7 +698,40 @@ async fn without_a_secret_rooms_are_open_and_no_tokens_are_minted(backend: Backe
     server.stop().await;
 }
 
+async fn only_callers_that_may_create_rooms_spend_the_creation_quota(backend: Backend) {
+    let Some(database) = backend.database().await else {
+        return;
+    };
+    let mut config = config_with(database.url());
+    config.settings.rooms_per_minute = 2;
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let viewer = token("vic", "6f1c2b9e-8a4d-4c3e-9f7a-2b1d0e5c4a39", "viewer");
+    for _ in 0..5 {
+        // Refused for its role, before its body is read.
+        let (status, body) = answer(
+            client
+                .post(server.url("/rooms"))
+                .bearer_auth(&viewer)
+                .body("not even JSON"),
+        )
+        .await;
+        assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    }
+    let owner = token("ada", "*", "owner");
+    for _ in 0..2 {
+        create_room(&server, &owner, "").await;
+    }
+    let (status, body) = answer(client.post(server.url("/rooms")).bearer_auth(&owner)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    server.stop().await;
+}
+
 on_both_databases!(
+    only_callers_that_may_create_rooms_spend_the_creation_quota,
     missing_forged_expired_and_malformed_tokens_are_401,
     viewers_read_editors_write_owners_manage,
     owners_share_links_never_above_themselves_and_delete_rooms,

@@ -6,6 +6,7 @@ use duet_infra_postgres::SqlRoomRepository;
 use duet_infra_postgres::testing::TestDatabase;
 
 mod damage;
+mod deletion;
 mod faults;
 mod health;
 

@@ -687,6 +687,49 @@ async fn a_full_room_refuses_one_more_member() {
 }
 
 #[tokio::test]
+async fn a_client_resuming_in_a_full_room_takes_its_old_place() {
+    let fixture = Fixture::new("").await;
+    let registry = Arc::new(
+        duet_live::Registry::new(fixture.registry.rooms().clone(), crate::Labels, 16)
+            .with_max_members(1),
+    );
+    let (_old, mut inbox) = registry
+        .join(fixture.room, JoinRequest::new(MemberKind::Operations))
+        .await
+        .expect("joins");
+    let Ok(Some(Event::Welcome(welcome))) =
+        tokio::time::timeout(crate::PATIENCE, inbox.events.recv()).await
+    else {
+        panic!("expected a welcome");
+    };
+    // Someone else is refused; the client itself, proving it, replaces its old connection.
+    assert!(matches!(
+        registry
+            .join(fixture.room, JoinRequest::new(MemberKind::Operations))
+            .await,
+        Err(JoinError::RoomFull { limit: 1 })
+    ));
+    let impostor = JoinRequest {
+        client: Some(welcome.client.clone()),
+        ..JoinRequest::new(MemberKind::Operations)
+    };
+    assert!(matches!(
+        registry.join(fixture.room, impostor).await,
+        Err(JoinError::RoomFull { limit: 1 })
+    ));
+    let resumed = JoinRequest {
+        client: Some(welcome.client.clone()),
+        resume_token: Some(welcome.resume_token.clone()),
+        ..JoinRequest::new(MemberKind::Operations)
+    };
+    let _new = registry.join(fixture.room, resumed).await.expect("resumes");
+    assert!(matches!(
+        tokio::time::timeout(crate::PATIENCE, inbox.events.recv()).await,
+        Ok(Some(Event::Closed(CloseReason::Replaced)))
+    ));
+}
+
+#[tokio::test]
 async fn a_client_id_is_never_taken_over_by_another_user() {
     let fixture = Fixture::new("").await;
     let mut ada = fixture
@@ -746,7 +789,10 @@ async fn deleting_a_room_closes_its_members_and_its_data_is_gone() {
             .await,
         Err(JoinError::NotFound(_))
     ));
-    assert!(fixture.registry.rooms().get(fixture.room).await.is_err());
+    assert!(matches!(
+        fixture.registry.rooms().get(fixture.room).await,
+        Err(duet_app::GetRoomError::NotFound(_))
+    ));
     assert!(matches!(
         fixture.registry.delete(fixture.room).await,
         Err(JoinError::NotFound(_))
