@@ -10,6 +10,46 @@ use duet_app::{AutocompleteRequestError, CreateRoomError, GetRoomError};
 use duet_domain::{PositionError, RoomIdError};
 use duet_live::JoinError;
 use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every code an error answer can carry; README's table says when each is answered. The OpenAPI
+/// document lists them as the values of `error.code`.
+pub const CODES: &[&str] = &[
+    "malformed_request",
+    "bad_request",
+    "malformed_json",
+    "unsupported_media_type",
+    "origin_not_allowed",
+    "invalid_request",
+    "invalid_room_id",
+    "invalid_query",
+    "invalid_client_id",
+    "room_not_found",
+    "invalid_language",
+    "invalid_code",
+    "room_too_large",
+    "unauthorized",
+    "forbidden",
+    "client_id_taken",
+    "room_full",
+    "auth_disabled",
+    "invalid_role",
+    "invalid_ttl",
+    "invalid_name",
+    "invalid_cursor",
+    "payload_too_large",
+    "not_found",
+    "method_not_allowed",
+    "request_timeout",
+    "uri_too_long",
+    "headers_too_large",
+    "upgrade_required",
+    "unavailable",
+    "too_many_connections",
+    "too_many_connections_from_address",
+    "rate_limited",
+    "internal",
+];
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,19 +61,40 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, for programs to act on.
+    #[schema(value_type = ErrorCode)]
     code: &'a str,
+    /// For people; it may change.
     message: &'a str,
 }
 
+/// The schema of `error.code`: a string, one of [`CODES`].
+pub(crate) struct ErrorCode;
+
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(CODES.iter().copied()))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        // A code missing from the list would be missing from the OpenAPI document: the tests,
+        // which answer every code, stop on it.
+        debug_assert!(CODES.contains(&code), "{code} is not in error::CODES");
         Self {
             status,
             code,

@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 mod json;
 mod limits;
+mod openapi;
 mod origin;
 mod quota;
 mod routes;
@@ -243,6 +244,7 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/languages", get(routes::languages))
+        .merge(openapi::routes())
         .merge(protected)
         .fallback(routes::not_found)
         .with_state(state)

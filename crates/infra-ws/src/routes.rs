@@ -1,4 +1,8 @@
 //! The HTTP routes and their wire types (JSON, camelCase).
+//!
+//! Each handler's `#[utoipa::path]` documents its own answers; those every route can give (the
+//! limits, a missing token, a bad body) are added to every operation in one place, in
+//! `crate::openapi`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -11,19 +15,29 @@ use duet_app::NewRoom;
 use duet_domain::access::Role;
 use duet_domain::{Language, Room, RoomId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Caller, now_secs};
 use crate::error::ApiError;
 use crate::json::{JsonBody, OptionalJson};
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Status {
+    #[schema(example = "duet")]
     service: &'static str,
+    #[schema(example = "0.1.0")]
     version: &'static str,
 }
 
 /// `GET /`: what this service is.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "service",
+    summary = "What this service is",
+    responses((status = 200, description = "Its name and version", body = Status))
+)]
 pub async fn status() -> Json<Status> {
     Json(Status {
         service: "duet",
@@ -31,17 +45,37 @@ pub async fn status() -> Json<Status> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Health {
+    #[schema(example = "ok")]
     status: &'static str,
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    summary = "Whether the process is up",
+    responses((status = 200, description = "It is: `{\"status\": \"ok\"}`", body = Health))
+)]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: the process can serve, which means its database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    summary = "Whether the server can serve",
+    description = "Ready while the database answers and takes writes. After a failed write it \
+                   stays unready until a probe write succeeds (checked on each request).",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\"}`", body = Health),
+        (status = 503, description = "`unavailable`: the database does not answer or take writes"),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state
         .health
@@ -51,16 +85,22 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     Ok(Json(Health { status: "ready" }))
 }
 
-#[derive(Deserialize, Default)]
+/// A new room's language and code; without them, an empty Python room.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoomRequest {
+    /// One of `GET /languages`, or an alias such as `py`, `js`, `c++` (default `python`).
+    #[schema(example = "rust")]
     language: Option<String>,
+    /// The room's first code: no NUL character, at most `DUET_MAX_ROOM_BYTES` bytes.
+    #[schema(example = "fn main() {}")]
     code: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedRoom {
+    #[schema(format = "uuid")]
     room_id: String,
 }
 
@@ -88,6 +128,29 @@ async fn create(
 }
 
 /// `POST /rooms/create`: the prototype's route, answering 200.
+#[utoipa::path(
+    post,
+    path = "/rooms/create",
+    tag = "rooms",
+    summary = "Create a room (the prototype's route)",
+    description = "As `POST /rooms`, answering 200 without a `Location`. Needs a token for \
+                   room `*` with role `owner` when authentication is on.",
+    // Marked optional in `crate::openapi`: `Option<_>` here would document a `null` body, which
+    // is refused.
+    request_body(content = CreateRoomRequest, description = "Optional: an empty body creates an \
+        empty Python room"),
+    responses(
+        (status = 200, description = "Created", body = CreatedRoom),
+        (status = 403, description = "`forbidden`: the token may not create rooms"),
+        (status = 422, description = "`invalid_language`: not a supported language; \
+            `invalid_code`: code holding a NUL character; `room_too_large`: code over \
+            `DUET_MAX_ROOM_BYTES`"),
+        (status = 429, description = "`rate_limited`: this address created `DUET_ROOMS_PER_MINUTE` \
+            rooms in the last minute; nothing was created"),
+        (status = 503, description = "`unavailable`: the database failed"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_room_legacy(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -100,6 +163,31 @@ pub async fn create_room_legacy(
 }
 
 /// `POST /rooms`: creates a room, answering 201 with its location.
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    tag = "rooms",
+    summary = "Create a room",
+    description = "Needs a token for room `*` with role `owner` when authentication is on. \
+                   Every request counts towards the address's `DUET_ROOMS_PER_MINUTE`, even one \
+                   refused for its body.",
+    // Marked optional in `crate::openapi`: `Option<_>` here would document a `null` body, which
+    // is refused.
+    request_body(content = CreateRoomRequest, description = "Optional: an empty body creates an \
+        empty Python room"),
+    responses(
+        (status = 201, description = "Created", body = CreatedRoom,
+            headers(("Location" = String, description = "`/rooms/{roomId}`, the new room"))),
+        (status = 403, description = "`forbidden`: the token may not create rooms"),
+        (status = 422, description = "`invalid_language`: not a supported language; \
+            `invalid_code`: code holding a NUL character; `room_too_large`: code over \
+            `DUET_MAX_ROOM_BYTES`"),
+        (status = 429, description = "`rate_limited`: this address created `DUET_ROOMS_PER_MINUTE` \
+            rooms in the last minute; nothing was created"),
+        (status = 503, description = "`unavailable`: the database failed"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -116,14 +204,20 @@ pub async fn create_room(
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
+    #[schema(format = "uuid")]
     room_id: String,
+    /// The language's id, as in `GET /languages`.
+    #[schema(example = "python")]
     language: String,
     code: String,
+    /// How many operations the room has committed.
     revision: u64,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -145,6 +239,22 @@ impl From<Room> for RoomView {
 }
 
 /// `GET /rooms/{roomId}`: a room's code and details.
+#[utoipa::path(
+    get,
+    path = "/rooms/{roomId}",
+    tag = "rooms",
+    summary = "A room's code and details",
+    description = "Needs a viewer's token or more for the room when authentication is on.",
+    params(("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID")),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID"),
+        (status = 403, description = "`forbidden`: the token is for another room"),
+        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 503, description = "`unavailable`: the database failed"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -156,21 +266,43 @@ pub async fn get_room(
     Ok(Json(room.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutocompleteRequest {
+    #[schema(example = "pri")]
     code: String,
+    /// Where the cursor is in `code`, in UTF-16 code units (as browser editors and LSP count).
+    #[schema(example = 3)]
     cursor_position: i64,
+    /// A language id or alias (default `python`).
+    #[schema(example = "python")]
     language: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Suggestion {
+    /// What to insert at the cursor; empty when there is nothing to suggest.
+    #[schema(example = "nt")]
     suggestion: String,
     alternatives: Vec<String>,
 }
 
 /// `POST /autocomplete`: a suggestion for the code at the cursor.
+#[utoipa::path(
+    post,
+    path = "/autocomplete",
+    tag = "autocomplete",
+    summary = "A suggestion for the code at the cursor",
+    description = "Any valid token may ask. A failing completion engine never fails the \
+                   request: the answer is then an empty suggestion.",
+    request_body = AutocompleteRequest,
+    responses(
+        (status = 200, description = "The suggestion", body = Suggestion),
+        (status = 422, description = "`invalid_cursor`: `cursorPosition` negative, past the end of \
+            `code` or inside a surrogate pair; `invalid_language`: not a supported language"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn autocomplete(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<AutocompleteRequest>,
@@ -195,18 +327,29 @@ pub async fn autocomplete(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LanguageView {
+    #[schema(example = "python")]
     id: &'static str,
+    #[schema(example = "Python")]
     name: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Languages {
     languages: Vec<LanguageView>,
 }
 
 /// `GET /languages`: the languages a room can be in.
+#[utoipa::path(
+    get,
+    path = "/languages",
+    tag = "service",
+    summary = "The languages a room can be in",
+    responses(
+        (status = 200, description = "Every language, by id and display name", body = Languages)
+    )
+)]
 pub async fn languages() -> Json<Languages> {
     Json(Languages {
         languages: Language::ALL
@@ -219,13 +362,35 @@ pub async fn languages() -> Json<Languages> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
+    /// A language id or alias.
+    #[schema(example = "rust")]
     language: String,
 }
 
 /// `PATCH /rooms/{roomId}`: changes a room's language; everyone in it is told.
+#[utoipa::path(
+    patch,
+    path = "/rooms/{roomId}",
+    tag = "rooms",
+    summary = "Change a room's language",
+    description = "Everyone in the room is told. Needs an editor's token or more for the room \
+                   when authentication is on.",
+    params(("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID")),
+    request_body = UpdateRoom,
+    responses(
+        (status = 200, description = "The room, in its new language", body = RoomView),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID"),
+        (status = 403, description = "`forbidden`: the token is for another room, or a viewer's"),
+        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 422, description = "`invalid_language`: not a supported language"),
+        (status = 503, description = "`unavailable`: the database failed, or the room is \
+            reloading; try again"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -247,6 +412,25 @@ pub async fn update_room(
 }
 
 /// `DELETE /rooms/{roomId}` (owners): deletes the room; everyone in it is closed with 4404.
+#[utoipa::path(
+    delete,
+    path = "/rooms/{roomId}",
+    tag = "rooms",
+    summary = "Delete a room",
+    description = "Everyone in the room is closed with 4404, and its code and history are \
+                   deleted. Needs an owner's token for the room when authentication is on.",
+    params(("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID"),
+        (status = 403, description = "`forbidden`: the token is for another room, or below an \
+            owner's"),
+        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 503, description = "`unavailable`: the database failed, or the room is \
+            reloading; try again"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -264,27 +448,74 @@ pub const DEFAULT_SHARE_TTL_SECS: u64 = 24 * 60 * 60;
 /// The longest a shared token may last (and never longer than its maker's own).
 pub const MAX_SHARE_TTL_SECS: u64 = 30 * 24 * 60 * 60;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShareRequest {
+    /// What the link lets its holder do: `viewer` or `editor`, never `owner`.
+    #[schema(value_type = SharedRole)]
     role: String,
+    /// The name everyone who opens the link is shown under (else the one they choose).
+    #[schema(min_length = 1, max_length = 64, example = "Guest")]
     name: Option<String>,
-    /// Signed, so that a negative one is `invalid_ttl` like any other out of range.
+    /// How long the token lasts (default a day), and never past its maker's own.
+    // Signed, so that a negative one is `invalid_ttl` like any other out of range.
+    #[schema(minimum = 1, maximum = 2_592_000, example = 3600)]
     ttl_secs: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// The roles a shared token may carry.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(
+    dead_code,
+    reason = "only documents the role fields, which stay strings"
+)]
+pub enum SharedRole {
+    Viewer,
+    Editor,
+}
+
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharedToken {
+    /// A JWT to send as `Authorization: Bearer` or in a WebSocket's `token` parameter.
     token: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+    #[schema(format = "uuid")]
     room_id: String,
+    #[schema(value_type = SharedRole)]
     role: &'static str,
 }
 
 /// `POST /rooms/{roomId}/tokens` (owners): a token for this room, as a viewer or an editor,
 /// to share as a link. It never grants more than its maker holds: this room only, no owner,
 /// and it ends when the maker's token does, if that is sooner.
+#[utoipa::path(
+    post,
+    path = "/rooms/{roomId}/tokens",
+    tag = "rooms",
+    summary = "Mint a share link's token",
+    description = "A viewer's or an editor's token for this room, to share as a link. It never \
+                   grants more than its maker holds: this room only, never an owner's, and it \
+                   ends when the maker's token does, if that is sooner. Needs an owner's token \
+                   for the room; a server without authentication answers 404 `auth_disabled`.",
+    params(("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID")),
+    request_body = ShareRequest,
+    responses(
+        (status = 201, description = "The token", body = SharedToken),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID"),
+        (status = 403, description = "`forbidden`: the token is for another room, or below an \
+            owner's"),
+        (status = 404, description = "`room_not_found`: no such room; `auth_disabled`: this server \
+            does not use tokens (`DUET_AUTH_SECRET` is not set)"),
+        (status = 422, description = "`invalid_role`: a role other than viewer or editor; \
+            `invalid_ttl`: `ttlSecs` outside 1 to 2,592,000; `invalid_name`: a name empty or over \
+            64 characters"),
+        (status = 503, description = "`unavailable`: the database failed"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn share_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -59,6 +59,52 @@ pub struct ConnectParams {
 }
 
 /// `GET /ws/{roomId}`: checks the room, joins it, then upgrades.
+#[utoipa::path(
+    get,
+    path = "/ws/{roomId}",
+    tag = "websocket",
+    summary = "Join a room over a WebSocket",
+    description = "A WebSocket upgrade (`Connection: Upgrade`, `Upgrade: websocket`, \
+                   `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key`). A client that asks for the \
+                   subprotocol `duet.v1` (`Sec-WebSocket-Protocol: duet.v1`) speaks it; any other \
+                   speaks the prototype's plain mode, where every text frame is the whole buffer. \
+                   OpenAPI cannot describe the messages that follow the upgrade: docs/PROTOCOL.md \
+                   does, with their errors and close codes. Everything is checked before the \
+                   upgrade; needs a viewer's token or more for the room when authentication is on, \
+                   in `Authorization: Bearer` or in the `token` parameter.",
+    params(
+        ("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID"),
+        ("name" = Option<String>, Query, description = "The name others see, unless the token \
+            gives one (cut to 64 characters)"),
+        ("clientId" = Option<String>, Query, description = "This client's id, to resume as it: 1 \
+            to 64 ASCII letters, digits, `-`, `_`, `.` (else the server makes one)"),
+        ("resumeToken" = Option<String>, Query, description = "The resume token the welcome of \
+            this `clientId` carried: resumes that client's session"),
+        ("since" = Option<u64>, Query, description = "duet.v1: the last revision the client holds; \
+            the welcome carries the operations after it"),
+        ("batch" = Option<String>, Query, description = "duet.v1: `1` or `true` lets the server \
+            send several messages in one frame, as a JSON array; `0` or `false` (the default) does \
+            not", pattern = "^(1|true|0|false)$"),
+        ("token" = Option<String>, Query, description = "The bearer token, for clients that cannot \
+            set the `Authorization` header (browsers)"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open \
+            (docs/PROTOCOL.md)"),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID; `invalid_query`: a \
+            query parameter that cannot be read; `invalid_client_id`: a `clientId` that is not \
+            one"),
+        (status = 403, description = "`forbidden`: the token is for another room; \
+            `client_id_taken`: the `clientId` belongs to another user; `room_full`: the room has \
+            `DUET_MAX_MEMBERS_PER_ROOM` members"),
+        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 426, description = "`upgrade_required`: a request that is not a WebSocket \
+            upgrade"),
+        (status = 503, description = "`unavailable`: the database failed, or the room is \
+            reloading; try again"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn connect(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
