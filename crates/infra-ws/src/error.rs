@@ -103,6 +103,12 @@ impl ApiError {
         }
     }
 
+    /// Its stable code, one of [`CODES`].
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     /// The same error, telling the client to try again in `seconds` (at least 1).
     #[must_use]
     pub fn retry_after(mut self, seconds: u64) -> Self {

@@ -12,6 +12,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
@@ -53,22 +54,35 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
     Ok(bytes)
 }
 
+/// Reads a body that must be a JSON object. serde reads a struct from an array of its fields'
+/// values too (`[null, null]` would create a room), so anything but an object is refused before
+/// it is read into `T`.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        if error.is_data() {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                format!("the request body does not have the expected fields: {error}"),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the request body is not valid JSON: {error}"),
-            )
-        }
-    })
+    let value: &RawValue = serde_json::from_slice(bytes).map_err(|error| refusal(&error))?;
+    if !value.get().starts_with('{') {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            "the request body does not have the expected fields: it must be a JSON object",
+        ));
+    }
+    serde_json::from_str(value.get()).map_err(|error| refusal(&error))
+}
+
+fn refusal(error: &serde_json::Error) -> ApiError {
+    if error.is_data() {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("the request body does not have the expected fields: {error}"),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the request body is not valid JSON: {error}"),
+        )
+    }
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -89,5 +103,46 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
             return Ok(Self(None));
         }
         parse(&bytes).map(|value| Self(Some(value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Fields {
+        language: Option<String>,
+        code: Option<String>,
+    }
+
+    #[test]
+    fn a_body_is_an_object_with_the_expected_fields_or_refused() {
+        let refused = |body: &str| {
+            parse::<Fields>(body.as_bytes())
+                .err()
+                .map(|error| error.code())
+        };
+        assert_eq!(
+            parse::<Fields>(br#" {"language": "rust"} "#).ok(),
+            Some(Fields {
+                language: Some("rust".into()),
+                code: None
+            })
+        );
+        // serde alone would read these as the struct's fields, in order.
+        assert_eq!(refused("[null, null]"), Some("invalid_request"));
+        assert_eq!(
+            refused(r#"["rust", "fn main() {}"]"#),
+            Some("invalid_request")
+        );
+        assert_eq!(refused("null"), Some("invalid_request"));
+        assert_eq!(refused("42"), Some("invalid_request"));
+        assert_eq!(refused(r#"{"language": 5}"#), Some("invalid_request"));
+        assert_eq!(refused("[1,"), Some("malformed_json"));
+        assert_eq!(refused(r#"{"language": "rust""#), Some("malformed_json"));
+        assert_eq!(refused("{} {}"), Some("malformed_json"));
     }
 }
