@@ -18,12 +18,13 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use duet_domain::Language;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::Response;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Object, Ref, RefOr, Required, Type};
+use utoipa::openapi::{Object, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
@@ -82,6 +83,7 @@ WebSocket protocols, `duet.v1` and the plain mode, are described in docs/PROTOCO
     components(schemas(
         ErrorBody,
         ErrorCode,
+        LanguageId,
         Status,
         Health,
         Languages,
@@ -111,6 +113,25 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
+
+/// The schema of a language's id: one of the domain's languages. Requests also take aliases
+/// (`py`, `js`, `c++`, …); answers always carry the id.
+pub(crate) struct LanguageId;
+
+impl utoipa::PartialSchema for LanguageId {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Language::ALL.iter().map(|language| language.as_str())))
+            .description(Some(
+                "A language's id; requests also take aliases such as `py`, `js`, `c++`, \
+                 `golang` and `text`",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LanguageId {}
 
 /// Which operations an answer that comes from in front of the handlers applies to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -330,9 +351,12 @@ struct Published {
 /// how to ask for one.
 pub fn routes<S>() -> Router<S> {
     let document = document();
+    // Serialised from the document itself, its fields keep OpenAPI's usual order (`openapi`
+    // first); a `Value` sorts them.
+    let json = serde_json::to_string(&document).unwrap_or_default();
     let value = serde_json::to_value(&document).unwrap_or_default();
     let published = Published {
-        json: Bytes::from(value.to_string()),
+        json: Bytes::from(json),
         html: Bytes::from(page::render(&value)),
     };
     Router::new()

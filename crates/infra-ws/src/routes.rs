@@ -90,10 +90,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoomRequest {
     /// One of `GET /languages`, or an alias such as `py`, `js`, `c++` (default `python`).
-    #[schema(example = "rust")]
+    #[schema(value_type = Option<crate::openapi::LanguageId>, example = "rust")]
     language: Option<String>,
     /// The room's first code: no NUL character, at most `DUET_MAX_ROOM_BYTES` bytes.
-    #[schema(example = "fn main() {}")]
+    #[schema(pattern = "^[^\\u0000]*$", example = "fn main() {}")]
     code: Option<String>,
 }
 
@@ -209,8 +209,7 @@ pub async fn create_room(
 pub struct RoomView {
     #[schema(format = "uuid")]
     room_id: String,
-    /// The language's id, as in `GET /languages`.
-    #[schema(example = "python")]
+    #[schema(value_type = crate::openapi::LanguageId, example = "python")]
     language: String,
     code: String,
     /// How many operations the room has committed.
@@ -272,10 +271,10 @@ pub struct AutocompleteRequest {
     #[schema(example = "pri")]
     code: String,
     /// Where the cursor is in `code`, in UTF-16 code units (as browser editors and LSP count).
-    #[schema(example = 3)]
+    #[schema(minimum = 0, example = 3)]
     cursor_position: i64,
     /// A language id or alias (default `python`).
-    #[schema(example = "python")]
+    #[schema(value_type = Option<crate::openapi::LanguageId>, example = "python")]
     language: Option<String>,
 }
 
@@ -329,7 +328,7 @@ pub async fn autocomplete(
 
 #[derive(Serialize, ToSchema)]
 pub struct LanguageView {
-    #[schema(example = "python")]
+    #[schema(value_type = crate::openapi::LanguageId, example = "python")]
     id: &'static str,
     #[schema(example = "Python")]
     name: &'static str,
@@ -366,7 +365,7 @@ pub async fn languages() -> Json<Languages> {
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoom {
     /// A language id or alias.
-    #[schema(example = "rust")]
+    #[schema(value_type = crate::openapi::LanguageId, example = "rust")]
     language: String,
 }
 
