@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint fuzz migrate bench load memory
+.PHONY: run test lint fuzz api-fuzz migrate bench load memory
 
 run:
 	cargo run --release -p duet-server
@@ -14,6 +14,11 @@ lint:
 FUZZ_CASES ?= 100000
 fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-domain --test it fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-protocol --lib fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-infra-ws --lib fuzz::
+
+# Generated requests against a fresh server, each answer checked against the server's own
+# OpenAPI document (schemathesis; see the script).
+api-fuzz:
+	scripts/api-fuzz.sh
 
 migrate:
 	cargo run -p migration --features cli -- up
