@@ -242,7 +242,7 @@ fn render_operation(page: &mut String, operation: &Operation<'_>) {
             page,
             "<tr><td>{}</td><td>{}{}</td><td>{}</td></tr>",
             escape(status),
-            inline(text(&response["description"])),
+            answers(text(&response["description"])),
             headers.concat(),
             bodies.join("<br>")
         );
@@ -312,6 +312,22 @@ fn text(value: &Value) -> &str {
     value.as_str().unwrap_or_default()
 }
 
+/// An answer's description: the codes it can carry, each with when (`code`: when; `other`:
+/// when), one a line.
+fn answers(text: &str) -> String {
+    text.split("; `")
+        .enumerate()
+        .map(|(index, piece)| {
+            if index == 0 {
+                inline(piece)
+            } else {
+                inline(&format!("`{piece}"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
 /// `text` escaped, with spans between backticks shown as code. A backtick left unpaired stays
 /// as it is.
 fn inline(text: &str) -> String {
@@ -373,6 +389,15 @@ mod tests {
         assert!(!page.contains("<em>"), "{page}");
         assert!(page.contains("<code>&lt;p&gt;</code>"), "{page}");
         assert!(page.contains("a <code>&lt;b&gt;</code> c"), "{page}");
+    }
+
+    #[test]
+    fn each_code_of_an_answer_is_on_a_line_of_its_own() {
+        assert_eq!(
+            answers("`a`: one; `b`: two; three"),
+            "<code>a</code>: one<br><code>b</code>: two; three"
+        );
+        assert_eq!(answers("Created"), "Created");
     }
 
     #[test]
