@@ -104,6 +104,12 @@ async fn bad_room_requests(backend: Backend) {
             "invalid_request",
         ),
         ("42", StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        // An array of a body's field values is not the body (serde would read it as one).
+        (
+            "[null, null]",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
         (
             "\"python\"",
             StatusCode::UNPROCESSABLE_ENTITY,
