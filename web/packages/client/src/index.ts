@@ -13,3 +13,4 @@ export {
   splitsSurrogatePair,
   TextOperation,
 } from "./operation.js";
+export { ClientStateError, MAX_SEQ, OtClient, type Outgoing } from "./ot-client.js";
