@@ -1,6 +1,8 @@
 /**
  * `@duet/client`: a client for Duet's `duet.v1` WebSocket protocol, with no UI and no runtime
- * dependency. See README.md.
+ * dependency. `TextOperation` is the edit algebra (ot.js's, UTF-16 positions), `OtClient` the
+ * client's OT rules, and `DuetClient` a reconnecting connection to one room that an editor
+ * binding drives. See README.md.
  */
 
 export { diff, predictServerDiff } from "./diff.js";
@@ -14,3 +16,16 @@ export {
   TextOperation,
 } from "./operation.js";
 export { ClientStateError, MAX_SEQ, OtClient, type Outgoing } from "./ot-client.js";
+export {
+  type ClientMessage,
+  CloseCode,
+  encodeClientMessage,
+  type ErrorCode,
+  ProtocolError,
+  readFrame,
+  readMessage,
+  type ServerMessage,
+  SUBPROTOCOL,
+  type WireOperation,
+  type WireParticipant,
+} from "./protocol.js";
