@@ -5,7 +5,26 @@
  * binding drives. See README.md.
  */
 
+export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export { diff, predictServerDiff } from "./diff.js";
+export {
+  type Completion,
+  connect,
+  type ConnectionStatus,
+  DuetClient,
+  type DuetClientOptions,
+  type DuetEvents,
+  type ErrorEvent,
+  type NetworkMonitor,
+  type Participant,
+  type RemoteChangeEvent,
+  serverUrl,
+  type SuggestionEvent,
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type WelcomeEvent,
+} from "./duet-client.js";
+export { Emitter, type Handler } from "./emitter.js";
 export {
   type Component,
   hasLoneSurrogate,
