@@ -224,6 +224,7 @@ interface Connection {
 
 export class DuetClient extends Emitter<DuetEvents> {
   private readonly options: DuetClientOptions;
+  private token: string | undefined;
   private readonly backoff: BackoffOptions;
   private statusValue: ConnectionStatus = { state: "idle" };
 
@@ -271,6 +272,7 @@ export class DuetClient extends Emitter<DuetEvents> {
     this.options = options;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.clientIdValue = options.clientId;
+    this.token = options.token;
   }
 
   /** Where the connection is. */
@@ -370,6 +372,14 @@ export class DuetClient extends Emitter<DuetEvents> {
     this.schedulePresence();
   }
 
+  /**
+   * The token to connect with from the next connection on (the server checks a token once,
+   * before the upgrade: an open connection outlives its token, a reconnection does not).
+   */
+  setToken(token: string): void {
+    this.token = token;
+  }
+
   /** Changes the room's language (everyone, this client included, receives a `language` event). */
   setLanguage(language: string): void {
     if (this.canSend()) {
@@ -443,8 +453,8 @@ export class DuetClient extends Emitter<DuetEvents> {
     if (this.options.batch ?? true) {
       params.push(["batch", "1"]);
     }
-    if (this.options.token !== undefined) {
-      params.push(["token", this.options.token]);
+    if (this.token !== undefined) {
+      params.push(["token", this.token]);
     }
     const url = `${serverUrl(this.options.url, "ws")}/ws/${encodeURIComponent(this.options.roomId)}?${new URLSearchParams(params)}`;
     let socket: WebSocketLike;
@@ -515,8 +525,8 @@ export class DuetClient extends Emitter<DuetEvents> {
   /** Asks the server over HTTP why the upgrade failed (browsers hide its answer), then stops or retries. */
   private async askWhyRefused(fetcher: NonNullable<DuetClientOptions["fetch"]>): Promise<void> {
     const headers: Record<string, string> = {};
-    if (this.options.token !== undefined) {
-      headers["authorization"] = `Bearer ${this.options.token}`;
+    if (this.token !== undefined) {
+      headers["authorization"] = `Bearer ${this.token}`;
     }
     let status: number | undefined;
     let reason = "";

@@ -145,6 +145,16 @@ describe("connecting", () => {
     expect(() => serverUrl("example.com", "ws")).toThrow();
   });
 
+  it("reconnects with the latest token", () => {
+    const server = new FakeServer();
+    const alice = join(server, { token: "first" });
+    wait();
+    alice.client.setToken("second");
+    socketOf(server, alice).drop();
+    wait();
+    expect(server.sockets.map((socket) => new URL(socket.url).searchParams.get("token"))).toEqual(["first", "second"]);
+  });
+
   it("refuses edits before the first welcome", () => {
     const server = new FakeServer();
     const alice = join(server);
