@@ -251,8 +251,10 @@ export class DuetClient extends Emitter<DuetEvents> {
   private highestSentSeq = 0;
   /** The largest seq the server acknowledged. */
   private lastAckedSeq = 0;
-  /** The edit in flight when it went as a `code` message: a resend must be the same message. */
+  /** The edit in flight when it goes as a `code` message rather than an `op`. */
   private inFlightCode: { seq: number; code: string } | undefined;
+  /** The frame the edit in flight was first sent as: a resend is the same bytes. */
+  private inFlightFrame: { seq: number; text: string } | undefined;
   private resync: Resync | undefined;
   private unavailableTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -1038,25 +1040,25 @@ export class DuetClient extends Emitter<DuetEvents> {
   }
 
   private sendOperation(outgoing: Outgoing, selection: Selection | undefined): void {
-    if (this.connection?.welcomed !== true || this.connection.socket.readyState !== 1) {
+    const connection = this.connection;
+    if (connection?.welcomed !== true || connection.socket.readyState !== 1) {
       return;
     }
     this.highestSentSeq = Math.max(this.highestSentSeq, outgoing.seq);
-    if (this.inFlightCode?.seq === outgoing.seq) {
-      this.send({ type: "code", revision: outgoing.revision, seq: outgoing.seq, code: this.inFlightCode.code });
-      return;
+    if (this.inFlightFrame?.seq !== outgoing.seq) {
+      let message: ClientMessage;
+      if (this.inFlightCode?.seq === outgoing.seq) {
+        message = { type: "code", revision: outgoing.revision, seq: outgoing.seq, code: this.inFlightCode.code };
+      } else {
+        message = { type: "op", revision: outgoing.revision, seq: outgoing.seq, ops: outgoing.operation };
+        if (selection !== undefined && this.ot?.buffer === undefined) {
+          // Only when nothing is buffered behind it is the local selection on the edit's result.
+          message.selection = clampSelection(selection, outgoing.operation.targetLength);
+        }
+      }
+      this.inFlightFrame = { seq: outgoing.seq, text: encodeClientMessage(message) };
     }
-    const message: ClientMessage = {
-      type: "op",
-      revision: outgoing.revision,
-      seq: outgoing.seq,
-      ops: outgoing.operation,
-    };
-    if (selection !== undefined && this.ot?.buffer === undefined) {
-      // Only when nothing is buffered behind it is the local selection on the edit's result.
-      message.selection = clampSelection(selection, outgoing.operation.targetLength);
-    }
-    this.send(message);
+    connection.socket.send(this.inFlightFrame.text);
   }
 
   private schedulePresence(): void {
