@@ -1,3 +1,9 @@
+/**
+ * DuetClient against FakeServer on fake timers: connecting, editing, many clients converging,
+ * resuming and resynchronising, batched frames, reconnection and close codes, refusals,
+ * presence, completions.
+ */
+
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import {

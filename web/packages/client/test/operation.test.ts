@@ -1,3 +1,8 @@
+/**
+ * TextOperation: the wire form and normalisation the server uses, UTF-16 lengths, and the
+ * algebra's laws on random operations (emoji and other surrogate pairs included).
+ */
+
 import { describe, expect, it } from "vitest";
 
 import { diff, MAX_LENGTH, OperationError, predictServerDiff, TextOperation } from "../src/index.js";

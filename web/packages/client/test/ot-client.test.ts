@@ -1,3 +1,8 @@
+/**
+ * OtClient: duet_domain::Client's own cases, and clients converging around an in-memory ordering
+ * server whatever the order messages arrive in.
+ */
+
 import { describe, expect, it } from "vitest";
 
 import { ClientStateError, OtClient, type Outgoing, TextOperation } from "../src/index.js";

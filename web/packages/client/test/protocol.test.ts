@@ -1,3 +1,5 @@
+/** The duet.v1 messages: client frames byte for byte as the server writes them, server frames read as strictly. */
+
 import { describe, expect, it } from "vitest";
 
 import { encodeClientMessage, ProtocolError, readFrame, TextOperation } from "../src/index.js";
