@@ -1,5 +1,5 @@
 # Each target is the one command CI runs for it.
-.PHONY: run test lint fuzz api-fuzz migrate bench load memory
+.PHONY: run test lint fuzz api-fuzz web test-web migrate bench load memory
 
 run:
 	cargo run --release -p duet-server
@@ -17,6 +17,15 @@ fuzz:
 
 # Generated requests against a fresh server, each answer checked against the server's own
 # OpenAPI document (schemathesis; see the script).
+# The web app's committed build (web/app/dist), made again from web/package-lock.json.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build --workspace app
+
+# The browser side: the client library's and the app's unit tests, then the app in Debian's
+# Chromium against a real server (Playwright).
+test-web:
+	scripts/web-test.sh
+
 api-fuzz:
 	scripts/api-fuzz.sh
 

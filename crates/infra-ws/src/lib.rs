@@ -14,6 +14,7 @@ mod origin;
 mod quota;
 mod routes;
 mod server;
+mod web;
 mod wire;
 mod ws;
 
@@ -245,6 +246,7 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         .route("/readyz", get(routes::readyz))
         .route("/languages", get(routes::languages))
         .merge(openapi::routes())
+        .merge(web::routes())
         .merge(protected)
         .fallback(routes::not_found)
         .with_state(state)

@@ -30,19 +30,38 @@ pub struct Status {
     version: &'static str,
 }
 
-/// `GET /`: what this service is.
+/// `GET /`: what this service is; to a browser asking for a page, the web app.
 #[utoipa::path(
     get,
     path = "/",
     tag = "service",
-    summary = "What this service is",
-    responses((status = 200, description = "Its name and version", body = Status))
+    summary = "What this service is (or, to a browser, the web app)",
+    description = "Answers JSON to any client that does not name `text/html` in `Accept` \
+                   (curl and the prototype's clients send `*/*`), and the web app's page to \
+                   one that does.",
+    responses(
+        (status = 200, description = "Its name and version; or the web app's page",
+         content(
+             (Status = "application/json"),
+             (String = "text/html")
+         ),
+         headers(("Vary" = String, description = "Accept")))
+    )
 )]
-pub async fn status() -> Json<Status> {
-    Json(Status {
-        service: "duet",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+pub async fn status(headers: axum::http::HeaderMap) -> Response {
+    let mut response = if crate::web::wants_html(&headers) {
+        crate::web::page(headers).await
+    } else {
+        Json(Status {
+            service: "duet",
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .into_response()
+    };
+    response
+        .headers_mut()
+        .append(header::VARY, axum::http::HeaderValue::from_static("Accept"));
+    response
 }
 
 #[derive(Serialize, ToSchema)]
