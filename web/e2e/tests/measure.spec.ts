@@ -1,0 +1,128 @@
+// Figures for docs/BENCHMARKS.md, measured (never asserted beyond "it happened"): the time
+// from a keystroke in one page to its appearance in the other, the first render of a 1 MB
+// room, and what /r/{id} ships. Written to target/web-e2e/measurements.json.
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { expect, test } from '@playwright/test';
+import { DuetServer } from './server';
+import { openRoom } from './helpers';
+
+const results = new URL('../../../target/web-e2e/', import.meta.url).pathname;
+const dist = new URL('../../app/dist/', import.meta.url).pathname;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))];
+}
+
+function record(name: string, value: unknown): void {
+  mkdirSync(results, { recursive: true });
+  const path = `${results}measurements.json`;
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // The first figure of this run.
+  }
+  all[name] = value;
+  writeFileSync(path, `${JSON.stringify(all, null, 2)}\n`);
+}
+
+test('keystroke to the other page', async ({ browser }) => {
+  const server = await DuetServer.start();
+  try {
+    const room = await server.createRoom({ code: '' });
+    const ada = await browser.newPage();
+    const bob = await browser.newPage();
+    await openRoom(ada, server, room, 'Ada');
+    await openRoom(bob, server, room, 'Bob');
+    // Bob's page notes when each character first shows; both pages share one clock.
+    await bob.evaluate(() => {
+      const seen: Record<string, number> = {};
+      (window as unknown as { seen: Record<string, number> }).seen = seen;
+      const content = document.querySelector('.cm-content') as Element;
+      new MutationObserver(() => {
+        const now = performance.timeOrigin + performance.now();
+        for (const character of Array.from(content.textContent ?? '')) {
+          if (!(character in seen)) seen[character] = now;
+        }
+      }).observe(content, { childList: true, subtree: true, characterData: true });
+    });
+    await ada.locator('.cm-content').click();
+    const sent: Record<string, number> = {};
+    // 150 distinct characters (CJK ideographs), typed 30 ms apart.
+    for (let i = 0; i < 150; i++) {
+      const character = String.fromCodePoint(0x4e00 + i);
+      sent[character] = await ada.evaluate(() => performance.timeOrigin + performance.now());
+      await ada.keyboard.insertText(character);
+      await ada.waitForTimeout(30);
+    }
+    const keys = Object.keys(sent);
+    await expect
+      .poll(() =>
+        bob.evaluate(
+          (keys) =>
+            keys.every(
+              (character) =>
+                character in (window as unknown as { seen: Record<string, number> }).seen,
+            ),
+          keys,
+        ),
+      )
+      .toBe(true);
+    const seen = await bob.evaluate(
+      () => (window as unknown as { seen: Record<string, number> }).seen,
+    );
+    const latencies = Object.entries(sent)
+      .map(([character, at]) => seen[character] - at)
+      .sort((a, b) => a - b);
+    record('keystrokeToOtherPageMs', {
+      keystrokes: latencies.length,
+      p50: Math.round(percentile(latencies, 50) * 10) / 10,
+      p95: Math.round(percentile(latencies, 95) * 10) / 10,
+      max: Math.round(latencies[latencies.length - 1] * 10) / 10,
+    });
+  } finally {
+    await server.stop();
+  }
+});
+
+test('first render of a 1 MB room', async ({ page }) => {
+  const server = await DuetServer.start();
+  try {
+    const line = 'def function_number_0000(argument): return argument * 2  # padding\n';
+    const code = line.repeat(Math.ceil((1024 * 1024) / line.length));
+    const room = await server.createRoom({ code });
+    const started = Date.now();
+    await openRoom(page, server, room, 'Ada');
+    await expect(page.locator('.cm-line').first()).toContainText('def function_number_0000');
+    const rendered = Date.now() - started;
+    record('firstRenderOf1MbRoomMs', { bytes: code.length, ms: rendered });
+  } finally {
+    await server.stop();
+  }
+});
+
+test('what /r/{id} ships', async ({ page }) => {
+  const server = await DuetServer.start();
+  try {
+    const room = await server.createRoom({ language: 'python', code: 'x = 1' });
+    const files = new Set<string>();
+    page.on('response', (response) => {
+      const path = new URL(response.url()).pathname;
+      if (path.startsWith('/assets/')) files.add(path);
+    });
+    await openRoom(page, server, room, 'Ada');
+    let raw = 0;
+    let gzipped = 0;
+    for (const file of files) {
+      const bytes = readFileSync(`${dist}${file.slice(1)}`);
+      raw += bytes.length;
+      gzipped += gzipSync(bytes, { level: 9 }).length;
+    }
+    expect(files.size).toBeGreaterThan(0);
+    record('shippedForAPythonRoom', { files: [...files].sort(), raw, gzipped });
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,0 +1,197 @@
+// The Duet web app as two people use it, in Chromium, against a real duet-server.
+
+import { mkdirSync } from 'node:fs';
+import { expect, test } from '@playwright/test';
+import WebSocket from 'ws';
+import { DuetServer } from './server';
+import { editorText, openRoom, random, tally, tallyOf, typeAtRandom } from './helpers';
+
+const results = new URL('../../../target/web-e2e/', import.meta.url).pathname;
+
+let server: DuetServer;
+
+test.beforeEach(async () => {
+  server = await DuetServer.start();
+});
+
+test.afterEach(async () => {
+  await server.stop();
+});
+
+test('two people typing at once at random places both end with every keystroke', async ({
+  browser,
+}) => {
+  const room = await server.createRoom({ language: 'python', code: 'start\n' });
+  const ada = await browser.newPage();
+  const bob = await browser.newPage();
+  await openRoom(ada, server, room, 'Ada');
+  await openRoom(bob, server, room, 'Bob');
+  const adaKeys = ['a', 'b', 'c', 'd', 'é', '😀', '\n'];
+  const bobKeys = ['1', '2', '3', '4', 'ß', '🎉', ' '];
+  const [adaTyped, bobTyped] = await Promise.all([
+    typeAtRandom(ada, adaKeys, 250, random(1)),
+    typeAtRandom(bob, bobKeys, 250, random(2)),
+  ]);
+  // Both pages and the room end with the same text, holding every keystroke.
+  await expect
+    .poll(async () => {
+      const [one, two, stored] = await Promise.all([
+        editorText(ada),
+        editorText(bob),
+        server.code(room),
+      ]);
+      return one === two && two === stored ? stored : `${one.length}/${two.length}/${stored.length}`;
+    })
+    .toBe(await server.code(room));
+  const text = await server.code(room);
+  expect(tally(text, adaKeys.filter((key) => key !== '\n'))).toEqual(
+    tally(adaTyped.filter((key) => key !== '\n').join(''), adaKeys.filter((key) => key !== '\n')),
+  );
+  expect(tally(text, bobKeys.filter((key) => key !== ' '))).toEqual(
+    tally(bobTyped.filter((key) => key !== ' ').join(''), bobKeys.filter((key) => key !== ' ')),
+  );
+  expect(Array.from(text).length).toBe(Array.from('start\n').length + 500);
+  expect(tallyOf([...adaTyped, ...bobTyped]).size).toBeGreaterThan(10);
+});
+
+test('each page shows the other person’s cursor with their name', async ({ browser }) => {
+  const room = await server.createRoom({ code: 'def main():\n    pass\n' });
+  const ada = await browser.newPage();
+  const bob = await browser.newPage();
+  await openRoom(ada, server, room, 'Ada');
+  await openRoom(bob, server, room, 'Bob');
+  await ada.locator('.cm-content').click();
+  await ada.keyboard.press('Control+End');
+  await bob.locator('.cm-content').click();
+  await bob.keyboard.press('Control+Home');
+  await expect(ada.locator('.duet-cursor-label', { hasText: 'Bob' })).toBeVisible();
+  await expect(bob.locator('.duet-cursor-label', { hasText: 'Ada' })).toBeVisible();
+  mkdirSync(results, { recursive: true });
+  await ada.screenshot({ path: `${results}two-people.png` });
+});
+
+test('a late joiner sees the code', async ({ browser }) => {
+  const room = await server.createRoom({ code: '' });
+  const ada = await browser.newPage();
+  await openRoom(ada, server, room, 'Ada');
+  await ada.locator('.cm-content').click();
+  await ada.keyboard.insertText('print("hello")');
+  await expect.poll(() => server.code(room)).toBe('print("hello")');
+  const late = await browser.newPage();
+  await openRoom(late, server, room, 'Late');
+  await expect.poll(() => editorText(late)).toBe('print("hello")');
+});
+
+test('a page keeps typing through a server crash and nothing typed is lost', async ({
+  browser,
+}) => {
+  const room = await server.createRoom({ code: '' });
+  const ada = await browser.newPage();
+  await openRoom(ada, server, room, 'Ada');
+  await ada.locator('.cm-content').click();
+  await ada.keyboard.insertText('before ');
+  await expect.poll(() => server.code(room)).toBe('before ');
+  await server.kill();
+  await expect(ada.getByTestId('connection-state')).toHaveText(/reconnecting|offline/i);
+  await ada.keyboard.insertText('during ');
+  await server.restart();
+  await expect(ada.getByTestId('connection-state')).toHaveText(/connected/i, {
+    timeout: 30_000,
+  });
+  await ada.keyboard.insertText('after');
+  await expect.poll(() => server.code(room), { timeout: 30_000 }).toBe('before during after');
+  await expect.poll(() => editorText(ada)).toBe('before during after');
+});
+
+test('a language switch in one page changes the highlighting in the other', async ({
+  browser,
+}) => {
+  const room = await server.createRoom({ language: 'python', code: 'fn main() { let x = 1; }' });
+  const ada = await browser.newPage();
+  const bob = await browser.newPage();
+  await openRoom(ada, server, room, 'Ada');
+  await openRoom(bob, server, room, 'Bob');
+  const highlighted = () =>
+    bob.locator('.cm-content').evaluate((content) => content.innerHTML);
+  const before = await highlighted();
+  await ada.getByLabel('Language').selectOption('rust');
+  await expect(bob.getByLabel('Language')).toHaveValue('rust');
+  await expect.poll(highlighted).not.toBe(before);
+  const response = await fetch(`${server.url}/rooms/${room}`);
+  expect(((await response.json()) as { language: string }).language).toBe('rust');
+});
+
+test('a completion appears and is accepted with Tab', async ({ page }) => {
+  const room = await server.createRoom({ language: 'python', code: '' });
+  await openRoom(page, server, room, 'Ada');
+  await page.locator('.cm-content').click();
+  await page.keyboard.insertText('pri');
+  await expect(page.locator('.cm-tooltip-autocomplete')).toBeVisible({ timeout: 5_000 });
+  await page.keyboard.press('Tab');
+  await expect.poll(() => editorText(page)).toMatch(/^print/);
+  await expect.poll(() => server.code(room)).toMatch(/^print/);
+});
+
+test('a prototype client and a browser share a room', async ({ page }) => {
+  const room = await server.createRoom({ code: 'x = 1' });
+  const plain = new WebSocket(`ws://${server.bind}/ws/${room}`);
+  const received: string[] = [];
+  plain.on('message', (data) => received.push(data.toString()));
+  await new Promise((resolve, reject) => {
+    plain.once('open', resolve);
+    plain.once('error', reject);
+  });
+  await expect.poll(() => received.at(-1)).toBe('x = 1');
+  await openRoom(page, server, room, 'Ada');
+  // The prototype's client sends its whole buffer; the page shows it.
+  plain.send('x = 1\ny = 2');
+  await expect.poll(() => editorText(page)).toBe('x = 1\ny = 2');
+  // The page types; the prototype's client receives the whole merged buffer.
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('\nz = 3');
+  await expect.poll(() => received.at(-1)).toBe('x = 1\ny = 2\nz = 3');
+  plain.close();
+});
+
+test('the history slider shows an earlier revision’s code', async ({ page }) => {
+  const room = await server.createRoom({ code: '' });
+  await openRoom(page, server, room, 'Ada');
+  await page.locator('.cm-content').click();
+  for (const word of ['one ', 'two ', 'three']) {
+    await page.keyboard.insertText(word);
+    await expect.poll(() => server.code(room)).toMatch(new RegExp(`${word.trim()} ?$`));
+  }
+  const slider = page.getByLabel('History');
+  await slider.focus();
+  // Back to the very first revision, then forward one step at a time until "one " shows.
+  await page.keyboard.press('Home');
+  await expect(page.getByTestId('history-code')).toHaveText('');
+  await expect
+    .poll(async () => {
+      await page.keyboard.press('ArrowRight');
+      return page.getByTestId('history-code').textContent();
+    })
+    .toBe('one ');
+  // The room itself is untouched by looking back.
+  expect(await server.code(room)).toBe('one two three');
+});
+
+test('the read-only view cannot change the room', async ({ page }) => {
+  const room = await server.createRoom({ code: 'keep me' });
+  await openRoom(page, server, room, 'Reader', '?readonly=1');
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.type('vandalism');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.press('Delete');
+  expect(await editorText(page)).toBe('keep me');
+  // A round trip later, the room still holds what it held.
+  const writer = await page.context().newPage();
+  await openRoom(writer, server, room, 'Writer');
+  await writer.locator('.cm-content').click();
+  await writer.keyboard.press('Control+End');
+  await writer.keyboard.insertText('!');
+  await expect.poll(() => editorText(page)).toBe('keep me!');
+  expect(await server.code(room)).toBe('keep me!');
+});
