@@ -7,6 +7,7 @@ mod m20261125_000001_create_rooms;
 mod m20261126_000001_create_operations;
 mod m20261126_000002_guard_the_log;
 mod m20261126_000003_create_write_probes;
+mod m20261201_000001_keep_initial_code;
 
 /// Every migration, in the order it applies.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_operations::Migration),
             Box::new(m20261126_000002_guard_the_log::Migration),
             Box::new(m20261126_000003_create_write_probes::Migration),
+            Box::new(m20261201_000001_keep_initial_code::Migration),
         ]
     }
 }

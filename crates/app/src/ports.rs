@@ -49,7 +49,8 @@ pub struct RecordedSubmission {
 #[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
 #[async_trait]
 pub trait RoomRepository: Send + Sync {
-    /// Stores a new room.
+    /// Stores a new room. The code of a room at revision 0 (as every new room is) is also
+    /// kept as its initial code for good ([`RoomRepository::initial_code`]).
     ///
     /// # Errors
     /// [`RepositoryError::RoomExists`] when the id is taken; [`RepositoryError::Unavailable`]
@@ -96,6 +97,32 @@ pub trait RoomRepository: Send + Sync {
         room: RoomId,
         revision: u64,
     ) -> Result<Vec<CommittedOperation>, RepositoryError>;
+
+    /// A page of a room's log: its operations with revisions after `after` and up to `up_to`
+    /// (`after < revision <= up_to`), oldest first, at most `limit` of them; nothing for a room
+    /// that does not exist. The log is append-only below a room's current revision (only
+    /// quarantine, which moves a damaged tail away, and deleting the room remove rows), so a
+    /// page read once reads the same again.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unreadable`] naming the first operation of the page that cannot be
+    /// read back, with those before it; [`RepositoryError::Unavailable`] when the store fails.
+    async fn operations_between(
+        &self,
+        room: RoomId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError>;
+
+    /// The code the room was created with, kept for good while its snapshot moves on, so
+    /// that its code at any revision can be rebuilt from it and the log. `None` when the store
+    /// does not know it: for a room stored before it was kept whose snapshot had moved past
+    /// revision 0 then, for a room inserted at a later revision, and for no room at all.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store fails.
+    async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError>;
 
     /// What was committed of the operation `client` sent as its `seq`-th, if anything.
     ///

@@ -23,6 +23,7 @@ pub struct InMemoryRoomRepository {
 #[derive(Debug)]
 struct StoredRoom {
     snapshot: Room,
+    initial_code: Option<String>,
     operations: Vec<CommittedOperation>,
     quarantined: Vec<CommittedOperation>,
 }
@@ -60,6 +61,7 @@ impl RoomRepository for InMemoryRoomRepository {
             room.id(),
             StoredRoom {
                 snapshot: room.clone(),
+                initial_code: (room.revision() == 0).then(|| room.code().to_owned()),
                 operations: Vec::new(),
                 quarantined: Vec::new(),
             },
@@ -128,6 +130,26 @@ impl RoomRepository for InMemoryRoomRepository {
             .unwrap_or_default();
         operations.sort_by_key(|operation| operation.revision);
         Ok(operations)
+    }
+
+    async fn operations_between(
+        &self,
+        room: RoomId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        let mut operations = self.operations_since(room, after).await?;
+        operations.retain(|operation| operation.revision <= up_to);
+        operations.truncate(limit);
+        Ok(operations)
+    }
+
+    async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {
+        Ok(self
+            .rooms()
+            .get(&room)
+            .and_then(|stored| stored.initial_code.clone()))
     }
 
     async fn find_operation(
@@ -221,6 +243,17 @@ impl InMemoryRoomRepository {
             .expect("the room exists")
             .operations
             .extend_from_slice(operations);
+    }
+
+    /// Forgets a room's initial code, as the store of a room made before it was kept.
+    ///
+    /// # Panics
+    /// When the room does not exist.
+    pub fn forget_initial_code(&self, room: RoomId) {
+        self.rooms()
+            .get_mut(&room)
+            .expect("the room exists")
+            .initial_code = None;
     }
 
     /// How many of a room's operations were moved into quarantine.
@@ -430,6 +463,96 @@ pub mod contract {
         );
     }
 
+    pub async fn a_page_of_the_log_is_read_between_two_revisions(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        let operations: Vec<CommittedOperation> = (1..=5)
+            .map(|revision| operation(revision, "alice", revision, "x"))
+            .collect();
+        repository
+            .append(room.id(), &operations[..2], None)
+            .await
+            .expect("appended");
+        repository
+            .append(room.id(), &operations[2..], None)
+            .await
+            .expect("appended");
+        let id = room.id();
+        let page = |after: u64, up_to: u64, limit: usize| async move {
+            repository
+                .operations_between(id, after, up_to, limit)
+                .await
+                .expect("read")
+        };
+        assert_eq!(page(0, 5, 100).await, operations);
+        // `after` is left out, `up_to` is in, and `limit` cuts the page at its oldest end.
+        assert_eq!(page(1, 4, 100).await, operations[1..4]);
+        assert_eq!(page(0, 5, 2).await, operations[..2]);
+        assert_eq!(page(2, 5, 1).await, operations[2..3]);
+        assert_eq!(page(4, 5, 1).await, operations[4..]);
+        // Empty ranges and pages.
+        assert!(page(3, 3, 10).await.is_empty());
+        assert!(page(4, 2, 10).await.is_empty());
+        assert!(page(5, 9, 10).await.is_empty());
+        assert!(page(0, 5, 0).await.is_empty());
+        // Bounds past anything a store can hold.
+        assert_eq!(page(3, u64::MAX, usize::MAX).await, operations[3..]);
+        assert!(page(u64::MAX, u64::MAX, 10).await.is_empty());
+        // Other rooms, and rooms that do not exist, have nothing in it.
+        let other = self::room("");
+        repository.insert(&other).await.expect("inserted");
+        for id in [other.id(), RoomId::generate()] {
+            assert!(
+                repository
+                    .operations_between(id, 0, 5, 10)
+                    .await
+                    .expect("read")
+                    .is_empty()
+            );
+        }
+    }
+
+    pub async fn the_initial_code_outlives_every_snapshot(repository: &dyn RoomRepository) {
+        let code = "fn main() {\r\n\tprintln!(\"héllo 😀\");\r\n}\n";
+        let room = room(code);
+        repository.insert(&room).await.expect("inserted");
+        let initial = |id: RoomId| async move { repository.initial_code(id).await.expect("read") };
+        assert_eq!(initial(room.id()).await.as_deref(), Some(code));
+        // Snapshots replace the code, never the initial code.
+        let mut saved = room.clone();
+        saved.advance(&duet_domain::Document::new("saved", 1), room.created_at());
+        repository.save(&saved).await.expect("saved");
+        let mut appended = room.clone();
+        appended.advance(&duet_domain::Document::new("x", 2), room.created_at());
+        repository
+            .append(
+                room.id(),
+                &[operation(1, "alice", 1, "a"), operation(2, "alice", 2, "b")],
+                Some(appended),
+            )
+            .await
+            .expect("appended");
+        assert_eq!(initial(room.id()).await.as_deref(), Some(code));
+        // An empty room's initial code is empty, not unknown.
+        let empty = self::room("");
+        repository.insert(&empty).await.expect("inserted");
+        assert_eq!(initial(empty.id()).await.as_deref(), Some(""));
+        // A room stored at a later revision has none, and neither has a room that is not there.
+        let later = Room::restore(
+            RoomId::generate(),
+            Language::default(),
+            "later".into(),
+            4,
+            room.created_at(),
+            room.updated_at(),
+        );
+        repository.insert(&later).await.expect("inserted");
+        assert_eq!(initial(later.id()).await, None);
+        assert_eq!(initial(RoomId::generate()).await, None);
+        assert!(repository.delete(room.id()).await.expect("deleted"));
+        assert_eq!(initial(room.id()).await, None);
+    }
+
     pub async fn a_taken_revision_or_client_seq_stores_nothing(repository: &dyn RoomRepository) {
         let room = room("");
         repository.insert(&room).await.expect("inserted");
@@ -611,6 +734,18 @@ macro_rules! room_repository_contract {
             async fn appended_operations_are_read_back_in_order() {
                 let Some(fixture) = $make().await else { return };
                 contract::appended_operations_are_read_back_in_order(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn a_page_of_the_log_is_read_between_two_revisions() {
+                let Some(fixture) = $make().await else { return };
+                contract::a_page_of_the_log_is_read_between_two_revisions(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn the_initial_code_outlives_every_snapshot() {
+                let Some(fixture) = $make().await else { return };
+                contract::the_initial_code_outlives_every_snapshot(&*fixture).await;
             }
 
             #[tokio::test]

@@ -328,6 +328,30 @@ fn into_operation(model: operation_entity::Model) -> Result<CommittedOperation, 
     })
 }
 
+/// Reads stored operations back, in the order given. A row that cannot be read is reported
+/// with everything before it, so a room can still open at its last good state.
+fn read_operations(
+    room: RoomId,
+    rows: Vec<operation_entity::Model>,
+) -> Result<Vec<CommittedOperation>, RepositoryError> {
+    let mut readable = Vec::with_capacity(rows.len());
+    for row in rows {
+        let damaged = u64::try_from(row.revision).unwrap_or(0);
+        match into_operation(row) {
+            Ok(operation) => readable.push(operation),
+            Err(reason) => {
+                return Err(RepositoryError::Unreadable {
+                    room,
+                    revision: damaged,
+                    reason,
+                    readable,
+                });
+            }
+        }
+    }
+    Ok(readable)
+}
+
 fn operation_row(
     room: RoomId,
     committed: &CommittedOperation,
@@ -368,7 +392,7 @@ async fn write_snapshot(
     Ok(result.rows_affected > 0)
 }
 
-fn into_room(model: room_entity::Model) -> Result<Room, RepositoryError> {
+fn into_room(model: room_entity::Snapshot) -> Result<Room, RepositoryError> {
     let id = RoomId::from_uuid(model.id);
     // A room stored under a language no longer supported is served as plain text.
     let language = Language::new(&model.language).unwrap_or_else(|error| {
@@ -397,6 +421,7 @@ impl RoomRepository for SqlRoomRepository {
             revision: Set(revision_column(room.revision())?),
             created_at: Set(room.created_at()),
             updated_at: Set(room.updated_at()),
+            initial_code: Set((room.revision() == 0).then(|| room.code().to_owned())),
         };
         // One statement in autocommit mode: a failure leaves no transaction on the connection.
         let result = match Rooms::insert(row)
@@ -415,6 +440,7 @@ impl RoomRepository for SqlRoomRepository {
 
     async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError> {
         Rooms::find_by_id(*id.as_uuid())
+            .into_partial_model::<room_entity::Snapshot>()
             .one(&self.connection)
             .await
             .map_err(unavailable)?
@@ -467,24 +493,50 @@ impl RoomRepository for SqlRoomRepository {
             .all(&self.connection)
             .await
             .map_err(unavailable)?;
-        let mut readable = Vec::with_capacity(rows.len());
-        for row in rows {
-            // A row that cannot be read is reported with everything before it, so the room
-            // can still open at its last good state.
-            let damaged = u64::try_from(row.revision).unwrap_or(0);
-            match into_operation(row) {
-                Ok(operation) => readable.push(operation),
-                Err(reason) => {
-                    return Err(RepositoryError::Unreadable {
-                        room,
-                        revision: damaged,
-                        reason,
-                        readable,
-                    });
-                }
-            }
+        read_operations(room, rows)
+    }
+
+    async fn operations_between(
+        &self,
+        room: RoomId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        // No stored revision is past i64::MAX, so bounds past it are as good as it; so is a
+        // limit past it (SQL's LIMIT is a signed 64-bit integer).
+        let (Ok(after), up_to) = (
+            i64::try_from(after),
+            i64::try_from(up_to).unwrap_or(i64::MAX),
+        ) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 || up_to <= after {
+            return Ok(Vec::new());
         }
-        Ok(readable)
+        const MOST: u64 = i64::MAX.unsigned_abs();
+        let limit = u64::try_from(limit).unwrap_or(MOST).min(MOST);
+        let rows = Operations::find()
+            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+            .filter(operation_entity::Column::Revision.gt(after))
+            .filter(operation_entity::Column::Revision.lte(up_to))
+            .order_by_asc(operation_entity::Column::Revision)
+            .limit(limit)
+            .all(&self.connection)
+            .await
+            .map_err(unavailable)?;
+        read_operations(room, rows)
+    }
+
+    async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {
+        let code: Option<Option<String>> = Rooms::find_by_id(*room.as_uuid())
+            .select_only()
+            .column(Column::InitialCode)
+            .into_tuple()
+            .one(&self.connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(code.flatten())
     }
 
     async fn find_operation(

@@ -48,6 +48,23 @@ async fn check_an_unreadable_row_is_reported_with_what_precedes_it(database: Tes
         }
         other => panic!("expected the damage to be reported, got {other:?}"),
     }
+    // A page of the history stops at it the same way; one that does not reach it is whole.
+    match repository.operations_between(room.id(), 0, 3, 10).await {
+        Err(RepositoryError::Unreadable {
+            revision, readable, ..
+        }) => {
+            assert_eq!(revision, 2);
+            assert_eq!(readable, operations[..1]);
+        }
+        other => panic!("expected the damage to be reported, got {other:?}"),
+    }
+    assert_eq!(
+        repository
+            .operations_between(room.id(), 2, 3, 10)
+            .await
+            .expect("readable"),
+        operations[2..]
+    );
     assert_eq!(
         repository
             .quarantine(room.id(), 2, "unreadable")

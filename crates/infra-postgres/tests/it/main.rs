@@ -1,4 +1,5 @@
-//! The room store's contract, run against SQLite and PostgreSQL.
+//! The room store's contract, run against SQLite and PostgreSQL, and what only the SQL store
+//! has: damaged rows, faults, migrations.
 
 use std::ops::Deref;
 
@@ -9,6 +10,7 @@ mod damage;
 mod deletion;
 mod faults;
 mod health;
+mod initial_code;
 
 /// A repository with the database it lives in.
 struct Fixture {

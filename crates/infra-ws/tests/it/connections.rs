@@ -448,6 +448,18 @@ impl RoomRepository for HangingRepository {
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         std::future::pending().await
     }
+    async fn operations_between(
+        &self,
+        _room: RoomId,
+        _after: u64,
+        _up_to: u64,
+        _limit: usize,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        std::future::pending().await
+    }
+    async fn initial_code(&self, _room: RoomId) -> Result<Option<String>, RepositoryError> {
+        std::future::pending().await
+    }
     async fn find_operation(
         &self,
         _room: RoomId,

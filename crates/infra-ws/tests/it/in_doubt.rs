@@ -64,6 +64,20 @@ impl RoomRepository for LosesCommits {
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         self.store.operations_since(room, revision).await
     }
+    async fn operations_between(
+        &self,
+        room: RoomId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+        self.store
+            .operations_between(room, after, up_to, limit)
+            .await
+    }
+    async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {
+        self.store.initial_code(room).await
+    }
     async fn find_operation(
         &self,
         room: RoomId,
