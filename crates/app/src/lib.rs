@@ -1,5 +1,5 @@
-//! Duet's use cases: creating and reading rooms, opening them for editing, committing
-//! concurrent edits in one order, and asking for completions.
+//! Duet's use cases: creating and reading rooms (and their history), opening them for editing,
+//! committing concurrent edits in one order, and asking for completions.
 //!
 //! Each use case talks to the outside world only through the ports in [`ports`], which this crate
 //! owns; adapters (the SQL store, the WebSocket server) implement or call them. This crate knows
@@ -7,6 +7,7 @@
 //! port are exported behind the `test-support` feature.
 
 mod autocomplete;
+mod history;
 mod live;
 pub mod ports;
 mod resume;
@@ -15,6 +16,7 @@ mod rooms;
 pub mod testing;
 
 pub use autocomplete::{Autocomplete, AutocompleteRequestError};
+pub use history::{HistoryError, HistoryGap, HistoryPage, RoomAtError};
 pub use live::{
     Change, LiveRoom, LiveSettings, Outcome, PlainFrame, Submission, SubmitError, lock_plain,
 };

@@ -116,6 +116,11 @@ impl Rooms {
         }
     }
 
+    /// The room store, for the use cases in other modules (`history`).
+    pub(crate) fn repository(&self) -> &dyn RoomRepository {
+        self.repository.as_ref()
+    }
+
     /// The same use cases, signing resume tokens with `tokens` (the server's stored key, so
     /// that clients resume across restarts).
     #[must_use]
