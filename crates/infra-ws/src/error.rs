@@ -6,7 +6,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use duet_app::{AutocompleteRequestError, CreateRoomError, GetRoomError};
+use duet_app::{
+    AutocompleteRequestError, CreateRoomError, GetRoomError, HistoryError, RoomAtError,
+};
 use duet_domain::{PositionError, RoomIdError};
 use duet_live::JoinError;
 use serde::Serialize;
@@ -25,6 +27,10 @@ pub const CODES: &[&str] = &[
     "invalid_query",
     "invalid_client_id",
     "room_not_found",
+    "revision_not_found",
+    "revision_gone",
+    "invalid_range",
+    "invalid_limit",
     "invalid_language",
     "invalid_code",
     "room_too_large",
@@ -259,6 +265,44 @@ impl From<GetRoomError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
             }
             GetRoomError::Unavailable(_) => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(error: HistoryError) -> Self {
+        match error {
+            HistoryError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            HistoryError::InvalidRange { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_range",
+                error.to_string(),
+            ),
+            HistoryError::Gone { .. } => {
+                Self::new(StatusCode::GONE, "revision_gone", error.to_string())
+            }
+            HistoryError::Unavailable(_) => Self::unavailable(&error),
+        }
+    }
+}
+
+impl From<RoomAtError> for ApiError {
+    fn from(error: RoomAtError) -> Self {
+        match error {
+            RoomAtError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "room_not_found", error.to_string())
+            }
+            RoomAtError::RevisionNotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "revision_not_found",
+                error.to_string(),
+            ),
+            RoomAtError::Gone { .. } => {
+                Self::new(StatusCode::GONE, "revision_gone", error.to_string())
+            }
+            RoomAtError::Unavailable(_) => Self::unavailable(&error),
         }
     }
 }

@@ -231,6 +231,10 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
                 .route_layer(from_fn(routes::require_room_id)),
         )
         .route(
+            "/rooms/{room_id}/history",
+            get(routes::room_history).route_layer(from_fn(routes::require_room_id)),
+        )
+        .route(
             "/rooms/{room_id}/tokens",
             post(routes::share_room).route_layer(from_fn(routes::require_room_id)),
         )

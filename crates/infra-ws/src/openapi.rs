@@ -29,8 +29,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::routes::{
-    AutocompleteRequest, CreateRoomRequest, CreatedRoom, Health, LanguageView, Languages, RoomView,
-    ShareRequest, SharedRole, SharedToken, Status, Suggestion, UpdateRoom,
+    AutocompleteRequest, CreateRoomRequest, CreatedRoom, Health, History, HistoryOperation,
+    LanguageView, Languages, RoomView, ShareRequest, SharedRole, SharedToken, Status, Suggestion,
+    UpdateRoom,
 };
 
 /// Every route the router serves, as (method, path in OpenAPI's form). The document must
@@ -46,6 +47,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/rooms"),
     ("POST", "/rooms/create"),
     ("GET", "/rooms/{roomId}"),
+    ("GET", "/rooms/{roomId}/history"),
     ("PATCH", "/rooms/{roomId}"),
     ("DELETE", "/rooms/{roomId}"),
     ("POST", "/rooms/{roomId}/tokens"),
@@ -74,6 +76,7 @@ WebSocket protocols, `duet.v1` and the plain mode, are described in docs/PROTOCO
         crate::routes::create_room,
         crate::routes::create_room_legacy,
         crate::routes::get_room,
+        crate::routes::room_history,
         crate::routes::update_room,
         crate::routes::delete_room,
         crate::routes::share_room,
@@ -91,6 +94,9 @@ WebSocket protocols, `duet.v1` and the plain mode, are described in docs/PROTOCO
         CreateRoomRequest,
         CreatedRoom,
         RoomView,
+        History,
+        HistoryOperation,
+        OtOperation,
         UpdateRoom,
         ShareRequest,
         SharedRole,
@@ -132,6 +138,38 @@ impl utoipa::PartialSchema for LanguageId {
 }
 
 impl utoipa::ToSchema for LanguageId {}
+
+/// The schema of an operation in ot.js's JSON form (`duet.v1`'s `ops`): an array whose items
+/// are a positive integer (keep that many UTF-16 code units), a negative integer (delete that
+/// many) or a string (insert it).
+pub(crate) struct OtOperation;
+
+impl utoipa::PartialSchema for OtOperation {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        let retain_or_delete = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .description(Some(
+                "Positive: keep that many UTF-16 code units; negative: delete that many",
+            ));
+        let insert = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Insert this text"));
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                utoipa::openapi::schema::OneOfBuilder::new()
+                    .item(retain_or_delete)
+                    .item(insert),
+            )
+            .description(Some(
+                "An operation in ot.js's JSON form, as in duet.v1's `op` message: applied in \
+                 order from the start of the text, it must cover the whole text it applies to",
+            ))
+            .examples([serde_json::json!([3, "x", -1, 2])])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OtOperation {}
 
 /// Which operations an answer that comes from in front of the handlers applies to.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -4,16 +4,16 @@
 //! limits, a missing token, a bad body) are added to every operation in one place, in
 //! `crate::openapi`.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::SecondsFormat;
-use duet_app::NewRoom;
+use duet_app::{HistoryPage, NewRoom};
 use duet_domain::access::Role;
-use duet_domain::{Language, Room, RoomId};
+use duet_domain::{Language, Room, RoomId, TextOperation};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -256,19 +256,52 @@ impl From<Room> for RoomView {
     }
 }
 
-/// `GET /rooms/{roomId}`: a room's code and details.
+/// A query string's parameters, read once the caller is known to be allowed; one that cannot
+/// be read is `invalid_query`.
+type QueryParams<T> = Result<Query<T>, QueryRejection>;
+
+fn read_query<T>(query: QueryParams<T>) -> Result<T, ApiError> {
+    query.map(|Query(query)| query).map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
+    })
+}
+
+/// The parameters of `GET /rooms/{roomId}`.
+#[derive(Deserialize)]
+pub struct RoomQuery {
+    revision: Option<u64>,
+}
+
+/// `GET /rooms/{roomId}`: a room's code and details, now or at an earlier revision.
 #[utoipa::path(
     get,
     path = "/rooms/{roomId}",
     tag = "rooms",
-    summary = "A room's code and details",
-    description = "Needs a viewer's token or more for the room when authentication is on.",
-    params(("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID")),
+    summary = "A room's code and details, now or at an earlier revision",
+    description = "Needs a viewer's token or more for the room when authentication is on. With \
+                   `revision`, the code is rebuilt as it was then, from the room's snapshot or \
+                   the code it was created with and its log of operations (one operation \
+                   replayed per revision on the way); `updatedAt` is when that revision was \
+                   committed (`createdAt` for 0), and `language` is the room's current one.",
+    params(
+        ("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID"),
+        ("revision" = Option<u64>, Query, minimum = 0, description = "The revision to answer \
+            the room at, 0 (as it was created) to its current one; without it, the room now"),
+    ),
     responses(
         (status = 200, description = "The room", body = RoomView),
-        (status = 400, description = "`invalid_room_id`: the id is not a UUID"),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID; `invalid_query`: \
+            `revision` is not a whole number from 0 to 2^64 − 1"),
         (status = 403, description = "`forbidden`: the token is for another room"),
-        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 404, description = "`room_not_found`: no such room; `revision_not_found`: \
+            `revision` is past the room's current revision"),
+        (status = 410, description = "`revision_gone`: the code at `revision` cannot be rebuilt: \
+            the room was created before servers kept its first code and has been snapshotted \
+            since, or an operation on the way is missing from its log or damaged"),
         (status = 503, description = "`unavailable`: the database failed"),
     ),
     security(("bearer" = []))
@@ -277,11 +310,151 @@ pub async fn get_room(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(room_id): Path<String>,
+    query: QueryParams<RoomQuery>,
 ) -> Result<Json<RoomView>, ApiError> {
     let id = RoomId::parse(&room_id)?;
     caller.require(id, Role::Viewer)?;
-    let room = state.rooms.get(id).await?;
+    let room = match read_query(query)?.revision {
+        None => state.rooms.get(id).await?,
+        Some(revision) => state.rooms.at_revision(id, revision).await?,
+    };
     Ok(Json(room.into()))
+}
+
+/// How many operations a page of history holds when `limit` is not given.
+pub const DEFAULT_HISTORY_LIMIT: u64 = 500;
+/// The most operations a page of history may hold.
+pub const MAX_HISTORY_LIMIT: u64 = 1000;
+
+/// The parameters of `GET /rooms/{roomId}/history`.
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// One committed operation of a room's history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryOperation {
+    /// The revision it made: it applies to the code at `revision - 1`.
+    #[schema(minimum = 1, example = 1)]
+    revision: u64,
+    /// The client that sent it.
+    #[schema(example = "alice")]
+    client_id: String,
+    /// The operation in ot.js's JSON form, as in `duet.v1`'s `op` message.
+    #[schema(value_type = crate::openapi::OtOperation)]
+    ops: TextOperation,
+    /// When it was committed.
+    #[schema(format = DateTime)]
+    committed_at: String,
+}
+
+/// A page of a room's history.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct History {
+    /// The operations with revisions after `from` and up to `to`, oldest first.
+    operations: Vec<HistoryOperation>,
+    /// The room's current revision.
+    #[schema(minimum = 0, example = 42)]
+    revision: u64,
+    /// The `from` of the next page, or `null` when this page reached `to`.
+    #[schema(minimum = 0)]
+    next_from: Option<u64>,
+}
+
+impl From<HistoryPage> for History {
+    fn from(page: HistoryPage) -> Self {
+        Self {
+            operations: page
+                .operations
+                .into_iter()
+                .map(|committed| HistoryOperation {
+                    revision: committed.revision,
+                    client_id: committed.client.to_string(),
+                    ops: committed.operation,
+                    committed_at: committed
+                        .committed_at
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                })
+                .collect(),
+            revision: page.revision,
+            next_from: page.next_from,
+        }
+    }
+}
+
+/// `GET /rooms/{roomId}/history`: a page of a room's committed operations.
+#[utoipa::path(
+    get,
+    path = "/rooms/{roomId}/history",
+    tag = "rooms",
+    summary = "A page of a room's committed operations",
+    description = "The operations with revisions after `from` and up to `to`, oldest first, at \
+                   most `limit` of them; applied in order to the code at `from` (`GET \
+                   /rooms/{roomId}?revision=`), they make the code at each revision. To read a \
+                   range page by page, pass the answer's `nextFrom` as the next `from` (with the \
+                   same `to`) until it is `null`. A page ends early before an operation that is \
+                   missing from the log or damaged; asking from there answers 410. Needs a \
+                   viewer's token or more for the room when authentication is on.",
+    params(
+        ("roomId" = String, Path, format = "uuid", description = "The room's id, a UUID"),
+        ("from" = Option<u64>, Query, minimum = 0, description = "The revision the page starts \
+            after (not included); default 0, the room as it was created"),
+        ("to" = Option<u64>, Query, minimum = 0, description = "The last revision of the range \
+            (included); default the room's current revision"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "The most \
+            operations in the page: 1 to 1,000, default 500"),
+    ),
+    responses(
+        (status = 200, description = "The page", body = History),
+        (status = 400, description = "`invalid_room_id`: the id is not a UUID; `invalid_query`: \
+            `from`, `to` or `limit` is not a whole number from 0 to 2^64 − 1"),
+        (status = 403, description = "`forbidden`: the token is for another room"),
+        (status = 404, description = "`room_not_found`: no such room"),
+        (status = 410, description = "`revision_gone`: the operation after `from` is missing \
+            from the room's log or damaged"),
+        (status = 422, description = "`invalid_range`: `from` is past `to`, or `to` past the \
+            room's current revision; `invalid_limit`: `limit` is 0 or over 1,000"),
+        (status = 503, description = "`unavailable`: the database failed"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn room_history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(room_id): Path<String>,
+    query: QueryParams<HistoryQuery>,
+) -> Result<Json<History>, ApiError> {
+    let id = RoomId::parse(&room_id)?;
+    caller.require(id, Role::Viewer)?;
+    let query = read_query(query)?;
+    let limit = match query.limit {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(limit) if (1..=MAX_HISTORY_LIMIT).contains(&limit) => limit,
+        Some(limit) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_limit",
+                format!("limit must be 1 to {MAX_HISTORY_LIMIT}, not {limit}"),
+            ));
+        }
+    };
+    // A page is read from the store, live room or not: every operation is stored before it
+    // is acknowledged or broadcast, so the store has all that anyone has seen.
+    let page = state
+        .rooms
+        .history(
+            id,
+            query.from.unwrap_or(0),
+            query.to,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        )
+        .await?;
+    Ok(Json(page.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
