@@ -4,6 +4,7 @@
 mod auth;
 mod faults;
 mod flood;
+mod history;
 mod hostile;
 mod http;
 mod loadgen;
