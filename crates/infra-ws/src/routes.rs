@@ -362,7 +362,7 @@ pub struct History {
     #[schema(minimum = 0, example = 42)]
     revision: u64,
     /// The `from` of the next page, or `null` when this page reached `to`.
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, required = true)]
     next_from: Option<u64>,
 }
 
