@@ -22,7 +22,7 @@ import {
   StateEffect,
   StateField,
   type Text,
-  type Transaction,
+  Transaction,
 } from "@codemirror/state";
 import { Decoration, type DecorationSet, EditorView, ViewPlugin, type ViewUpdate, WidgetType } from "@codemirror/view";
 import { diff, type DuetEvents, type Participant, type Selection, TextOperation } from "@duet/client";
@@ -268,7 +268,7 @@ export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}
         }
         this.view.dispatch({
           changes: operationToChanges(operation),
-          annotations: [remoteEdit.of(true)],
+          annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
           effects: setParticipants.of([...client.participants.values()]),
         });
       }
@@ -279,7 +279,7 @@ export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}
         const change = current === client.text ? undefined : diff(current, client.text);
         this.view.dispatch({
           ...(change === undefined ? {} : { changes: operationToChanges(change) }),
-          annotations: [remoteEdit.of(true)],
+          annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
           effects: setParticipants.of([...client.participants.values()]),
         });
       }
