@@ -74,7 +74,7 @@ export function History({ roomId, revision, cache }: { roomId: string; revision:
   const value = selected ?? revision;
 
   return (
-    <section className="history" aria-labelledby="history-heading">
+    <section className="history">
       <h2 id="history-heading">History</h2>
       <input
         type="range"

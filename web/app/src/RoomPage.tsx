@@ -151,9 +151,7 @@ export function RoomPage({ roomId }: { roomId: string }) {
         <span className="room-id" title="Room id">
           {roomId}
         </span>
-        <label className="language">
-          <span className="visually-hidden">Language</span>
-          <select
+        <select
             aria-label="Language"
             value={room.language}
             disabled={room.readOnly || connection.state !== "connected"}
@@ -165,7 +163,6 @@ export function RoomPage({ roomId }: { roomId: string }) {
               </option>
             ))}
           </select>
-        </label>
         <button type="button" onClick={copyLink}>
           Copy link
         </button>
@@ -188,12 +185,12 @@ export function RoomPage({ roomId }: { roomId: string }) {
         </p>
       )}
       <div className="room-body">
-        <section className="editor-pane" aria-label="Editor">
+        <section className="editor-pane">
           {!ready && <p className="loading">Loading the room…</p>}
           <div className="editor" ref={editorParent} />
         </section>
         <aside className="sidebar">
-          <section aria-labelledby="people-heading">
+          <section>
             <h2 id="people-heading">People</h2>
             <ul className="people">
               {participants.ids.map((id) => {

@@ -24,7 +24,15 @@ import {
   type Text,
   Transaction,
 } from "@codemirror/state";
-import { Decoration, type DecorationSet, EditorView, ViewPlugin, type ViewUpdate, WidgetType } from "@codemirror/view";
+import {
+  Decoration,
+  type DecorationSet,
+  EditorView,
+  layer,
+  type LayerMarker,
+  ViewPlugin,
+  type ViewUpdate,
+} from "@codemirror/view";
 import { diff, type DuetEvents, type Participant, type Selection, TextOperation } from "@duet/client";
 
 /** The part of `DuetClient` the binding uses (a fake one fits in tests). */
@@ -96,71 +104,112 @@ export function localOperation(transaction: Transaction): TextOperation | undefi
   return changesToOperation(transaction.changes);
 }
 
+/** Someone else's selection, as the editor holds it. */
+interface Remote {
+  clientId: string;
+  name: string;
+  anchor: number;
+  head: number;
+}
+
 /** The others as the decorations draw them. */
 const setParticipants = StateEffect.define<Participant[]>();
 
-class CursorWidget extends WidgetType {
+function toRemotes(participants: Participant[], length: number): Remote[] {
+  const remotes: Remote[] = [];
+  for (const participant of participants) {
+    if (participant.selection === undefined) {
+      continue;
+    }
+    remotes.push({
+      clientId: participant.clientId,
+      name: participant.name || "anonymous",
+      anchor: Math.max(0, Math.min(participant.selection.anchor, length)),
+      head: Math.max(0, Math.min(participant.selection.head, length)),
+    });
+  }
+  return remotes;
+}
+
+/**
+ * A remote cursor with its name, drawn in a layer beside the content (not inside its lines, so
+ * that the lines' text stays the document's text).
+ */
+class CursorMarker implements LayerMarker {
   constructor(
+    readonly left: number,
+    readonly top: number,
+    readonly height: number,
     readonly name: string,
     readonly color: string,
-  ) {
-    super();
-  }
+  ) {}
 
-  override eq(other: CursorWidget): boolean {
-    return other.name === this.name && other.color === this.color;
-  }
-
-  toDOM(): HTMLElement {
-    const cursor = document.createElement("span");
+  draw(): HTMLElement {
+    const cursor = document.createElement("div");
     cursor.className = "duet-cursor";
-    cursor.style.borderLeftColor = this.color;
     cursor.setAttribute("aria-hidden", "true");
     const label = document.createElement("span");
     label.className = "duet-cursor-label";
-    label.style.backgroundColor = this.color;
-    label.textContent = this.name;
     cursor.appendChild(label);
+    this.adjust(cursor);
     return cursor;
   }
 
-  override ignoreEvent(): boolean {
+  update(dom: HTMLElement, previous: LayerMarker): boolean {
+    if (!(previous instanceof CursorMarker)) {
+      return false;
+    }
+    this.adjust(dom);
     return true;
+  }
+
+  eq(other: LayerMarker): boolean {
+    return (
+      other instanceof CursorMarker &&
+      other.left === this.left &&
+      other.top === this.top &&
+      other.height === this.height &&
+      other.name === this.name &&
+      other.color === this.color
+    );
+  }
+
+  private adjust(cursor: HTMLElement): void {
+    cursor.style.left = `${this.left}px`;
+    cursor.style.top = `${this.top}px`;
+    cursor.style.height = `${this.height}px`;
+    cursor.style.borderLeftColor = this.color;
+    const label = cursor.firstChild as HTMLElement;
+    label.style.backgroundColor = this.color;
+    if (label.textContent !== this.name) {
+      label.textContent = this.name;
+    }
   }
 }
 
-function buildDecorations(participants: Participant[], length: number, color: (id: string) => string): DecorationSet {
+function selectionMarks(remotes: Remote[], color: (id: string) => string): DecorationSet {
   const ranges: Range<Decoration>[] = [];
-  for (const participant of participants) {
-    const selection = participant.selection;
-    if (selection === undefined) {
-      continue;
-    }
-    const anchor = Math.max(0, Math.min(selection.anchor, length));
-    const head = Math.max(0, Math.min(selection.head, length));
-    const hue = color(participant.clientId);
-    if (anchor !== head) {
+  for (const remote of remotes) {
+    if (remote.anchor !== remote.head) {
       ranges.push(
         Decoration.mark({
           class: "duet-selection",
-          attributes: { style: `background-color: color-mix(in srgb, ${hue} 25%, transparent)` },
-        }).range(Math.min(anchor, head), Math.max(anchor, head)),
+          attributes: { style: `background-color: color-mix(in srgb, ${color(remote.clientId)} 25%, transparent)` },
+        }).range(Math.min(remote.anchor, remote.head), Math.max(remote.anchor, remote.head)),
       );
     }
-    ranges.push(
-      Decoration.widget({ widget: new CursorWidget(participant.name || "anonymous", hue), side: 1 }).range(head),
-    );
   }
   return Decoration.set(ranges, true);
 }
 
 const baseTheme = EditorView.baseTheme({
+  ".duet-cursors": {
+    pointerEvents: "none",
+  },
   ".duet-cursor": {
-    position: "relative",
+    position: "absolute",
     borderLeft: "2px solid",
     marginLeft: "-1px",
-    marginRight: "-1px",
-    pointerEvents: "none",
   },
   ".duet-cursor-label": {
     position: "absolute",
@@ -182,18 +231,59 @@ const baseTheme = EditorView.baseTheme({
 export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}): Extension {
   const color = options.color ?? colorFor;
 
-  const cursors = StateField.define<DecorationSet>({
-    create: (state) => buildDecorations([...client.participants.values()], state.doc.length, color),
+  const remotes = StateField.define<Remote[]>({
+    create: (state) => toRemotes([...client.participants.values()], state.doc.length),
     update(value, transaction) {
-      let next = value.map(transaction.changes);
       for (const effect of transaction.effects) {
         if (effect.is(setParticipants)) {
-          next = buildDecorations(effect.value, transaction.state.doc.length, color);
+          return toRemotes(effect.value, transaction.state.doc.length);
         }
       }
-      return next;
+      if (!transaction.docChanged) {
+        return value;
+      }
+      return value.map((remote) => ({
+        ...remote,
+        anchor: transaction.changes.mapPos(remote.anchor, 1),
+        head: transaction.changes.mapPos(remote.head, 1),
+      }));
     },
-    provide: (field) => EditorView.decorations.from(field),
+    provide: (field) => EditorView.decorations.compute([field], (state) => selectionMarks(state.field(field), color)),
+  });
+
+  const cursors = layer({
+    above: true,
+    class: "duet-cursors",
+    markers(view) {
+      const rect = view.scrollDOM.getBoundingClientRect();
+      const left = rect.left - view.scrollDOM.scrollLeft * view.scaleX;
+      const top = rect.top - view.scrollDOM.scrollTop * view.scaleY;
+      const markers: LayerMarker[] = [];
+      for (const remote of view.state.field(remotes)) {
+        const coords = view.coordsAtPos(remote.head, 1) ?? view.coordsAtPos(remote.head, -1);
+        if (coords === null) {
+          continue;
+        }
+        markers.push(
+          new CursorMarker(
+            (coords.left - left) / view.scaleX,
+            (coords.top - top) / view.scaleY,
+            (coords.bottom - coords.top) / view.scaleY,
+            remote.name,
+            color(remote.clientId),
+          ),
+        );
+      }
+      return markers;
+    },
+    update(update) {
+      return (
+        update.docChanged ||
+        update.viewportChanged ||
+        update.geometryChanged ||
+        update.startState.field(remotes) !== update.state.field(remotes)
+      );
+    },
   });
 
   const plugin = ViewPlugin.fromClass(
@@ -297,5 +387,5 @@ export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}
     },
   );
 
-  return [EditorState.lineSeparator.of("\n"), cursors, plugin, baseTheme];
+  return [EditorState.lineSeparator.of("\n"), remotes, cursors, plugin, baseTheme];
 }
