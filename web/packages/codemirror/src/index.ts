@@ -7,6 +7,10 @@
  * selection goes to `client.setSelection`, and the others' cursors and selections are drawn as
  * decorations in a colour per client id, with a label holding their name.
  *
+ * The rules live in `CollabSync`, which needs an editor's state and a way to dispatch to it,
+ * not a DOM, so they are tested with a bare `EditorState`; the view plugin only hands it each
+ * update.
+ *
  * Positions are UTF-16 code units on both sides. The editor's line separator is fixed to "\n" so
  * that a "\r" in the room's text stays one character of a line rather than being normalised
  * away, and offsets in the editor are offsets in the room's text.
@@ -23,6 +27,7 @@ import {
   StateField,
   type Text,
   Transaction,
+  type TransactionSpec,
 } from "@codemirror/state";
 import {
   Decoration,
@@ -42,6 +47,12 @@ export interface CollabClient {
   applyLocal(operation: TextOperation, selection?: Selection): void;
   setSelection(selection: Selection): void;
   on<K extends keyof DuetEvents>(event: K, handler: (payload: DuetEvents[K]) => void): () => void;
+}
+
+/** What `CollabSync` needs of an editor: an `EditorView` is one. */
+export interface EditorHandle {
+  readonly state: EditorState;
+  dispatch(spec: TransactionSpec): void;
 }
 
 export interface DuetCollabOptions {
@@ -104,19 +115,19 @@ export function localOperation(transaction: Transaction): TextOperation | undefi
   return changesToOperation(transaction.changes);
 }
 
-/** Someone else's selection, as the editor holds it. */
-interface Remote {
+/** Someone else's selection, as the editor holds it (held to the document). */
+export interface RemoteSelection {
   clientId: string;
   name: string;
   anchor: number;
   head: number;
 }
 
-/** The others as the decorations draw them. */
+/** The others, as the client has them, for the decorations to draw. */
 const setParticipants = StateEffect.define<Participant[]>();
 
-function toRemotes(participants: Participant[], length: number): Remote[] {
-  const remotes: Remote[] = [];
+function toRemotes(participants: Participant[], length: number): RemoteSelection[] {
+  const remotes: RemoteSelection[] = [];
   for (const participant of participants) {
     if (participant.selection === undefined) {
       continue;
@@ -129,6 +140,155 @@ function toRemotes(participants: Participant[], length: number): Remote[] {
     });
   }
   return remotes;
+}
+
+/**
+ * The others' selections: replaced by each `setParticipants`, moved through the document's
+ * changes in between (so a cursor stays on its character while the client's own update is on
+ * its way).
+ */
+const remoteSelectionsField = StateField.define<RemoteSelection[]>({
+  create: () => [],
+  update(value, transaction) {
+    for (const effect of transaction.effects) {
+      if (effect.is(setParticipants)) {
+        return toRemotes(effect.value, transaction.state.doc.length);
+      }
+    }
+    if (!transaction.docChanged) {
+      return value;
+    }
+    return value.map((remote) => ({
+      ...remote,
+      anchor: transaction.changes.mapPos(remote.anchor, 1),
+      head: transaction.changes.mapPos(remote.head, 1),
+    }));
+  },
+});
+
+/** The others' selections in an editor state set up with `duetCollab` (none otherwise). */
+export function remoteSelections(state: EditorState): readonly RemoteSelection[] {
+  return state.field(remoteSelectionsField, false) ?? [];
+}
+
+/**
+ * Keeps an editor and a client in step: the rules of the binding, without a view.
+ *
+ * - A transaction the user made (not annotated `remoteEdit`) goes to `client.applyLocal` with
+ *   the selection after it; a selection change alone goes to `client.setSelection`.
+ * - A `remoteChange` is dispatched annotated `remoteEdit` and kept out of the undo history, so
+ *   it is never sent back and undo takes back only the user's own edits.
+ * - A `welcome`, an operation that does not fit the editor's document, a change the client
+ *   refuses (before the first welcome, after it closed) and a change to a read-only editor make
+ *   the editor hold the client's text again, by the smallest change.
+ *
+ * Work that follows an update is queued as a microtask, since an editor may not be dispatched
+ * to while it is updating.
+ */
+export class CollabSync {
+  private readonly unsubscribe: (() => void)[] = [];
+  private refreshQueued = false;
+  private destroyed = false;
+
+  constructor(
+    private readonly client: CollabClient,
+    private readonly editor: EditorHandle,
+  ) {
+    const refresh = () => this.refreshCursors();
+    this.unsubscribe.push(
+      client.on("remoteChange", ({ operation }) => this.applyRemote(operation)),
+      client.on("welcome", () => this.resync()),
+      client.on("presence", refresh),
+      client.on("joined", refresh),
+      client.on("left", refresh),
+    );
+    if (editor.state.doc.toString() !== client.text) {
+      this.queue(() => this.resync());
+    } else {
+      this.refreshCursors();
+    }
+  }
+
+  /** The editor applied `transactions` (a view update's). */
+  update(transactions: readonly Transaction[]): void {
+    let sent = false;
+    for (const transaction of transactions) {
+      const operation = localOperation(transaction);
+      if (operation === undefined) {
+        continue;
+      }
+      if (transaction.startState.readOnly) {
+        // Nothing typed reaches a read-only editor; a programmatic change is taken back.
+        this.queue(() => this.resync());
+        return;
+      }
+      const { anchor, head } = transaction.state.selection.main;
+      try {
+        this.client.applyLocal(operation, { anchor, head });
+        sent = true;
+      } catch {
+        // Before the first welcome, or after the client closed: the client's text wins.
+        this.queue(() => this.resync());
+        return;
+      }
+    }
+    if (sent) {
+      this.refreshCursors();
+    } else if (transactions.some((transaction) => transaction.selection !== undefined && !transaction.annotation(remoteEdit))) {
+      const { anchor, head } = this.editor.state.selection.main;
+      this.client.setSelection({ anchor, head });
+    }
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const off of this.unsubscribe) {
+      off();
+    }
+  }
+
+  private queue(task: () => void): void {
+    queueMicrotask(() => {
+      if (!this.destroyed) {
+        task();
+      }
+    });
+  }
+
+  private applyRemote(operation: TextOperation): void {
+    if (operation.baseLength !== this.editor.state.doc.length) {
+      this.resync();
+      return;
+    }
+    this.editor.dispatch({
+      changes: operationToChanges(operation),
+      annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
+      effects: setParticipants.of([...this.client.participants.values()]),
+    });
+  }
+
+  /** Makes the editor hold the client's text, by the smallest change. */
+  private resync(): void {
+    const current = this.editor.state.doc.toString();
+    const change = current === this.client.text ? undefined : diff(current, this.client.text);
+    this.editor.dispatch({
+      ...(change === undefined ? {} : { changes: operationToChanges(change) }),
+      annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
+      effects: setParticipants.of([...this.client.participants.values()]),
+    });
+  }
+
+  /** Redraws the others' cursors from the client's participants, once per burst of events. */
+  private refreshCursors(): void {
+    if (this.refreshQueued) {
+      return;
+    }
+    this.refreshQueued = true;
+    this.queue(() => {
+      this.refreshQueued = false;
+      this.editor.dispatch({ effects: setParticipants.of([...this.client.participants.values()]) });
+    });
+  }
 }
 
 /**
@@ -187,7 +347,7 @@ class CursorMarker implements LayerMarker {
   }
 }
 
-function selectionMarks(remotes: Remote[], color: (id: string) => string): DecorationSet {
+function selectionMarks(remotes: readonly RemoteSelection[], color: (id: string) => string): DecorationSet {
   const ranges: Range<Decoration>[] = [];
   for (const remote of remotes) {
     if (remote.anchor !== remote.head) {
@@ -231,25 +391,9 @@ const baseTheme = EditorView.baseTheme({
 export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}): Extension {
   const color = options.color ?? colorFor;
 
-  const remotes = StateField.define<Remote[]>({
-    create: (state) => toRemotes([...client.participants.values()], state.doc.length),
-    update(value, transaction) {
-      for (const effect of transaction.effects) {
-        if (effect.is(setParticipants)) {
-          return toRemotes(effect.value, transaction.state.doc.length);
-        }
-      }
-      if (!transaction.docChanged) {
-        return value;
-      }
-      return value.map((remote) => ({
-        ...remote,
-        anchor: transaction.changes.mapPos(remote.anchor, 1),
-        head: transaction.changes.mapPos(remote.head, 1),
-      }));
-    },
-    provide: (field) => EditorView.decorations.compute([field], (state) => selectionMarks(state.field(field), color)),
-  });
+  const marks = EditorView.decorations.compute([remoteSelectionsField], (state) =>
+    selectionMarks(state.field(remoteSelectionsField), color),
+  );
 
   const cursors = layer({
     above: true,
@@ -259,7 +403,7 @@ export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}
       const left = rect.left - view.scrollDOM.scrollLeft * view.scaleX;
       const top = rect.top - view.scrollDOM.scrollTop * view.scaleY;
       const markers: LayerMarker[] = [];
-      for (const remote of view.state.field(remotes)) {
+      for (const remote of view.state.field(remoteSelectionsField)) {
         const coords = view.coordsAtPos(remote.head, 1) ?? view.coordsAtPos(remote.head, -1);
         if (coords === null) {
           continue;
@@ -281,111 +425,28 @@ export function duetCollab(client: CollabClient, options: DuetCollabOptions = {}
         update.docChanged ||
         update.viewportChanged ||
         update.geometryChanged ||
-        update.startState.field(remotes) !== update.state.field(remotes)
+        update.startState.field(remoteSelectionsField) !== update.state.field(remoteSelectionsField)
       );
     },
   });
 
   const plugin = ViewPlugin.fromClass(
     class {
-      private readonly unsubscribe: (() => void)[] = [];
-      private refreshQueued = false;
-      private destroyed = false;
+      private readonly sync: CollabSync;
 
-      constructor(private readonly view: EditorView) {
-        const refresh = () => this.refreshCursors();
-        this.unsubscribe.push(
-          client.on("remoteChange", ({ operation }) => this.applyRemote(operation)),
-          client.on("welcome", () => this.resync()),
-          client.on("presence", refresh),
-          client.on("joined", refresh),
-          client.on("left", refresh),
-        );
-        if (view.state.doc.toString() !== client.text) {
-          this.queue(() => this.resync());
-        }
+      constructor(view: EditorView) {
+        this.sync = new CollabSync(client, view);
       }
 
       update(update: ViewUpdate): void {
-        let sent = false;
-        for (const transaction of update.transactions) {
-          const operation = localOperation(transaction);
-          if (operation === undefined) {
-            continue;
-          }
-          if (transaction.startState.readOnly) {
-            // Nothing typed reaches a read-only editor; a programmatic change is taken back.
-            this.queue(() => this.resync());
-            return;
-          }
-          const { anchor, head } = transaction.state.selection.main;
-          try {
-            client.applyLocal(operation, { anchor, head });
-            sent = true;
-          } catch {
-            // Before the first welcome, or after the client closed: the client's text wins.
-            this.queue(() => this.resync());
-            return;
-          }
-        }
-        if (sent) {
-          this.queue(() => this.refreshCursors());
-        } else if (update.selectionSet && update.transactions.some((t) => !t.annotation(remoteEdit))) {
-          const { anchor, head } = update.state.selection.main;
-          client.setSelection({ anchor, head });
-        }
+        this.sync.update(update.transactions);
       }
 
       destroy(): void {
-        this.destroyed = true;
-        for (const off of this.unsubscribe) {
-          off();
-        }
-      }
-
-      private queue(task: () => void): void {
-        queueMicrotask(() => {
-          if (!this.destroyed) {
-            task();
-          }
-        });
-      }
-
-      private applyRemote(operation: TextOperation): void {
-        if (operation.baseLength !== this.view.state.doc.length) {
-          this.resync();
-          return;
-        }
-        this.view.dispatch({
-          changes: operationToChanges(operation),
-          annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
-          effects: setParticipants.of([...client.participants.values()]),
-        });
-      }
-
-      /** Makes the editor hold the client's text, by the smallest change. */
-      private resync(): void {
-        const current = this.view.state.doc.toString();
-        const change = current === client.text ? undefined : diff(current, client.text);
-        this.view.dispatch({
-          ...(change === undefined ? {} : { changes: operationToChanges(change) }),
-          annotations: [remoteEdit.of(true), Transaction.addToHistory.of(false)],
-          effects: setParticipants.of([...client.participants.values()]),
-        });
-      }
-
-      private refreshCursors(): void {
-        if (this.refreshQueued) {
-          return;
-        }
-        this.refreshQueued = true;
-        this.queue(() => {
-          this.refreshQueued = false;
-          this.view.dispatch({ effects: setParticipants.of([...client.participants.values()]) });
-        });
+        this.sync.destroy();
       }
     },
   );
 
-  return [EditorState.lineSeparator.of("\n"), remotes, cursors, plugin, baseTheme];
+  return [EditorState.lineSeparator.of("\n"), remoteSelectionsField, marks, cursors, plugin, baseTheme];
 }
