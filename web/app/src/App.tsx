@@ -1,13 +1,18 @@
-import { RoomPage } from "./RoomPage";
+import { lazy, Suspense } from "react";
+import { roomIdOfPath, usePath } from "./router";
 import { StartPage } from "./StartPage";
-import { usePath } from "./router";
+
+// The room (CodeMirror, the client) is a chunk of its own: the start page does not need it.
+const RoomPage = lazy(() => import("./RoomPage"));
 
 export function App() {
-  const path = usePath();
-  const match = /^\/r\/([^/]+)\/?$/.exec(path);
-  if (match) {
-    const roomId = decodeURIComponent(match[1]!);
-    return <RoomPage key={roomId} roomId={roomId} />;
+  const roomId = roomIdOfPath(usePath());
+  if (roomId !== undefined) {
+    return (
+      <Suspense fallback={<p className="loading">Loading the room…</p>}>
+        <RoomPage key={roomId} roomId={roomId} />
+      </Suspense>
+    );
   }
   return <StartPage />;
 }

@@ -1,77 +1,76 @@
-import { useEffect, useRef, useState } from "react";
-import { fetchRoom, HttpError } from "./api";
+/**
+ * The history slider (revision 0 to the newest this page has seen) and the view of the code at
+ * the revision chosen, read-only, with "Copy this version" and "Back to live".
+ *
+ * A revision already kept shows at once; others are loaded once the slider rests for a moment,
+ * so dragging across a hundred revisions asks the server for one.
+ */
 
-/** Texts of revisions seen while synchronised, so that stepping through history is instant. */
-export type RevisionCache = Map<number, string>;
+import { useCallback, useEffect, useRef, useState } from "react";
+import { useDispatch, useSelector } from "react-redux";
+import { HttpError } from "./api";
+import type { RevisionTexts } from "./revisions";
+import { type AppDispatch, historySlice, type RootState } from "./store";
 
 const DEBOUNCE_MS = 150;
 
-export function History({ roomId, revision, cache }: { roomId: string; revision: number; cache: RevisionCache }) {
-  /** The revision looked at, or null for live. */
-  const [selected, setSelected] = useState<number | null>(null);
-  const [code, setCode] = useState<string | null>(null);
-  const [message, setMessage] = useState("");
-  const [copied, setCopied] = useState("");
+/** Why a revision could not be shown, in words. */
+export function revisionError(revision: number, error: unknown): string {
+  if (error instanceof HttpError) {
+    if (error.code === "revision_not_found" || (error.status === 404 && error.code !== "room_not_found")) {
+      return `Revision ${revision} never existed in this room.`;
+    }
+    if (error.code === "revision_gone" || error.status === 410) {
+      return `Revision ${revision} is older than the server keeps.`;
+    }
+  }
+  return `Could not load revision ${revision}: ${(error as Error).message}`;
+}
+
+/** What moves the slider: `look(revision)` (the newest one is live) and `live()`. */
+export function useHistory(revisions: RevisionTexts) {
+  const dispatch = useDispatch<AppDispatch>();
+  const newest = useSelector((state: RootState) => state.room.revision);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const wanted = useRef<number | null>(null);
 
   useEffect(() => () => clearTimeout(timer.current), []);
 
-  const show = (value: number) => {
+  const live = useCallback(() => {
     clearTimeout(timer.current);
-    setCopied("");
-    if (value >= revision) {
-      wanted.current = null;
-      setSelected(null);
-      setCode(null);
-      setMessage("");
-      return;
-    }
-    wanted.current = value;
-    setSelected(value);
-    const known = cache.get(value);
-    if (known !== undefined) {
-      setCode(known);
-      setMessage("");
-      return;
-    }
-    timer.current = setTimeout(() => {
-      fetchRoom(roomId, value).then(
-        (view) => {
-          cache.set(value, view.code);
-          if (wanted.current === value) {
-            setCode(view.code);
-            setMessage("");
-          }
-        },
-        (error: unknown) => {
-          if (wanted.current !== value) {
-            return;
-          }
-          setCode(null);
-          if (error instanceof HttpError && (error.status === 404 || error.status === 410)) {
-            setMessage(`Revision ${value} is no longer kept.`);
-          } else {
-            setMessage(`Could not load revision ${value}: ${(error as Error).message}`);
-          }
-        },
-      );
-    }, DEBOUNCE_MS);
-  };
+    dispatch(historySlice.actions.live());
+  }, [dispatch]);
 
-  const copy = async () => {
-    if (code === null) {
-      return;
-    }
-    try {
-      await navigator.clipboard.writeText(code);
-      setCopied("Copied");
-    } catch {
-      setCopied("Could not copy");
-    }
-  };
+  const look = useCallback(
+    (revision: number) => {
+      clearTimeout(timer.current);
+      if (revision >= newest) {
+        dispatch(historySlice.actions.live());
+        return;
+      }
+      dispatch(historySlice.actions.looked(revision));
+      const kept = revisions.get(revision);
+      if (kept !== undefined) {
+        dispatch(historySlice.actions.loaded(kept));
+        return;
+      }
+      timer.current = setTimeout(() => {
+        revisions.load(revision).then(
+          (loaded) => dispatch(historySlice.actions.loaded(loaded)),
+          (error: unknown) => dispatch(historySlice.actions.failed({ revision, message: revisionError(revision, error) })),
+        );
+      }, DEBOUNCE_MS);
+    },
+    [dispatch, newest, revisions],
+  );
 
-  const value = selected ?? revision;
+  return { look, live };
+}
+
+export function HistorySlider({ look, live }: { look: (revision: number) => void; live: () => void }) {
+  const newest = useSelector((state: RootState) => state.room.revision);
+  const selected = useSelector((state: RootState) => state.history.selected);
+  const value = selected ?? newest;
+  const description = selected === null ? `Live, revision ${newest}` : `Revision ${selected} of ${newest}`;
 
   return (
     <section className="history">
@@ -79,36 +78,87 @@ export function History({ roomId, revision, cache }: { roomId: string; revision:
       <input
         type="range"
         aria-label="History"
+        aria-describedby="history-state"
+        aria-valuetext={description}
+        data-testid="history-slider"
         min={0}
-        max={revision}
+        max={newest}
         step={1}
         value={value}
-        aria-valuetext={selected === null ? `revision ${revision}, live` : `revision ${value} of ${revision}`}
-        onChange={(event) => show(Number(event.target.value))}
+        disabled={newest === 0}
+        onChange={(event) => look(Number(event.target.value))}
+        onKeyDown={(event) => {
+          if (event.key === "Escape" && selected !== null) {
+            live();
+          }
+        }}
       />
-      <p className="history-state">{selected === null ? `Live (revision ${revision})` : `Revision ${value} of ${revision}`}</p>
-      {selected !== null && (
-        <>
-          {message && (
-            <p className="error" role="alert">
-              {message}
-            </p>
-          )}
-          {code !== null && (
-            <pre className="history-code" data-testid="history-code" tabIndex={0}>
-              {code}
-            </pre>
-          )}
-          <div className="history-actions">
-            <button type="button" onClick={copy} disabled={code === null}>
-              Copy this version
-            </button>
-            <button type="button" onClick={() => show(revision)}>
-              Back to live
-            </button>
-            <span role="status">{copied}</span>
-          </div>
-        </>
+      <p className="muted" id="history-state">
+        {description}
+      </p>
+    </section>
+  );
+}
+
+/** The code at the revision looked at, in place of the live editor. */
+export function HistoryView({ live, nameOf }: { live: () => void; nameOf: (clientId: string) => string | undefined }) {
+  const history = useSelector((state: RootState) => state.history);
+  const newest = useSelector((state: RootState) => state.room.revision);
+  const [copied, setCopied] = useState("");
+
+  useEffect(() => setCopied(""), [history.selected]);
+
+  if (history.selected === null) {
+    return null;
+  }
+
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(history.code);
+      setCopied("Copied");
+    } catch {
+      setCopied("Could not copy: select the code and copy it yourself");
+    }
+  };
+
+  const author = history.clientId ? nameOf(history.clientId) : undefined;
+  const when = history.committedAt ? new Date(history.committedAt) : undefined;
+
+  return (
+    <section className="history-view" aria-labelledby="history-view-heading">
+      <div className="history-bar">
+        <h2 id="history-view-heading">
+          Revision {history.selected} of {newest}
+        </h2>
+        {(author || (when && !Number.isNaN(when.getTime()))) && (
+          <span className="muted">
+            {author ? `by ${author}` : ""}
+            {author && when ? ", " : ""}
+            {when && !Number.isNaN(when.getTime()) ? <time dateTime={history.committedAt}>{when.toLocaleString()}</time> : null}
+          </span>
+        )}
+        <span className="history-actions">
+          <button type="button" onClick={copy} disabled={history.status !== "ready"}>
+            Copy this version
+          </button>
+          <button type="button" onClick={live}>
+            Back to live
+          </button>
+          <span role="status" className="muted">
+            {copied}
+          </span>
+        </span>
+      </div>
+      {history.status === "loading" && <p className="loading">Loading revision {history.selected}…</p>}
+      {history.status === "failed" && (
+        <p className="error" role="alert">
+          {history.message}
+        </p>
+      )}
+      {history.status === "ready" && (
+        <pre className="history-code" data-testid="history-code" tabIndex={0} aria-label={`Code at revision ${history.selected}`}>
+          {history.code}
+        </pre>
       )}
     </section>
   );

@@ -1,38 +1,25 @@
-import { useState } from "react";
-import { randomName, storedName, storeName } from "./names";
+import { MAX_NAME_LENGTH } from "./names";
 
-/** The name others see: stored in localStorage (`duet.name`), a friendly random one at first. */
-export function useDisplayName(): [string, (name: string) => void] {
-  const [name, setName] = useState(() => {
-    const stored = storedName();
-    if (stored) {
-      return stored;
-    }
-    const fresh = randomName();
-    storeName(fresh);
-    return fresh;
-  });
-  return [
-    name,
-    (next: string) => {
-      setName(next);
-      if (next.trim()) {
-        storeName(next.trim());
-      }
-    },
-  ];
-}
-
-export function NameField({ onCommit }: { onCommit?: (name: string) => void }) {
-  const [name, setName] = useDisplayName();
+/** The input for the name others see. */
+export function NameField({
+  value,
+  onChange,
+  autoFocus = false,
+}: {
+  value: string;
+  onChange: (name: string) => void;
+  autoFocus?: boolean;
+}) {
   return (
-    <label className="name-field">
+    <label className="field">
       Your name
       <input
-        value={name}
-        maxLength={64}
-        onChange={(event) => setName(event.target.value)}
-        onBlur={() => onCommit?.(name.trim())}
+        data-testid="name-input"
+        value={value}
+        maxLength={MAX_NAME_LENGTH}
+        autoComplete="nickname"
+        autoFocus={autoFocus}
+        onChange={(event) => onChange(event.target.value)}
       />
     </label>
   );

@@ -1,26 +1,23 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { createRoom, fetchLanguages, LANGUAGES, type Language, pageToken } from "./api";
+import { createRoom, fetchLanguages, LANGUAGES, type Language } from "./api";
 import { NameField } from "./NameField";
-import { navigate, roomIdFrom } from "./router";
+import { randomName, storedName, storeName } from "./names";
+import { navigate, roomIdFrom, roomPath } from "./router";
 
-function roomPath(roomId: string): string {
-  const token = pageToken();
-  return `/r/${encodeURIComponent(roomId)}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
-}
-
+/** `/`: create a room (language, optional starting code) or join one from a link or id. */
 export function StartPage() {
   const [languages, setLanguages] = useState<Language[]>(LANGUAGES);
   const [language, setLanguage] = useState("python");
   const [code, setCode] = useState("");
   const [link, setLink] = useState("");
+  const [name, setName] = useState(() => storedName() ?? randomName());
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState("");
 
   useEffect(() => {
+    document.title = "Duet";
     let live = true;
-    fetchLanguages()
-      .then((list) => live && list.length > 0 && setLanguages(list))
-      .catch(() => undefined);
+    void fetchLanguages().then((list) => live && setLanguages(list));
     return () => {
       live = false;
     };
@@ -31,7 +28,9 @@ export function StartPage() {
     setBusy(true);
     setError("");
     try {
-      navigate(roomPath(await createRoom(language, code)));
+      const roomId = await createRoom(language, code);
+      storeName(name);
+      navigate(roomPath(roomId));
     } catch (failure) {
       setError(`Could not create the room: ${(failure as Error).message}`);
       setBusy(false);
@@ -42,9 +41,10 @@ export function StartPage() {
     event.preventDefault();
     const roomId = roomIdFrom(link);
     if (roomId === undefined) {
-      setError("That is not a room link or id.");
+      setError("That is neither a room link nor a room id.");
       return;
     }
+    storeName(name);
     navigate(roomPath(roomId));
   };
 
@@ -52,10 +52,12 @@ export function StartPage() {
     <main className="start">
       <h1>Duet</h1>
       <p>Edit code together, in real time.</p>
-      <NameField />
+      <div className="card">
+        <NameField value={name} onChange={setName} />
+      </div>
       <form className="card" onSubmit={create} aria-labelledby="create-heading">
         <h2 id="create-heading">Create a room</h2>
-        <label>
+        <label className="field">
           Language
           <select value={language} onChange={(event) => setLanguage(event.target.value)}>
             {languages.map((entry) => (
@@ -65,7 +67,7 @@ export function StartPage() {
             ))}
           </select>
         </label>
-        <label>
+        <label className="field">
           Starting code (optional)
           <textarea value={code} onChange={(event) => setCode(event.target.value)} rows={6} spellCheck={false} />
         </label>
@@ -75,7 +77,7 @@ export function StartPage() {
       </form>
       <form className="card" onSubmit={join} aria-labelledby="join-heading">
         <h2 id="join-heading">Join a room</h2>
-        <label>
+        <label className="field">
           Room link or id
           <input value={link} onChange={(event) => setLink(event.target.value)} placeholder="https://…/r/…" />
         </label>

@@ -1,12 +1,24 @@
-/** The HTTP side of the server, with the page's token (`?token=`) as a bearer token. */
+/**
+ * The server's HTTP API as the app uses it, on the page's own origin, with the session's token
+ * as a bearer token. Errors carry the server's stable `code` (`{"error": {"code", "message"}}`).
+ */
 
-export function pageToken(): string | undefined {
-  return new URLSearchParams(window.location.search).get("token") ?? undefined;
+import { currentToken } from "./session";
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    /** The server's error code (`room_not_found`, `revision_gone`, …), or "" when it sent none. */
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function headers(json: boolean): Record<string, string> {
   const result: Record<string, string> = { accept: "application/json" };
-  const token = pageToken();
+  const token = currentToken();
   if (token) {
     result["authorization"] = `Bearer ${token}`;
   }
@@ -16,15 +28,6 @@ function headers(json: boolean): Record<string, string> {
   return result;
 }
 
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
     method,
@@ -32,14 +35,20 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   if (!response.ok) {
-    let message = `${response.status} ${response.statusText}`;
+    let code = "";
+    let message = `${response.status} ${response.statusText}`.trim();
     try {
-      const error = (await response.json()) as { error?: string; message?: string };
-      message = error.message ?? error.error ?? message;
+      const answer = (await response.json()) as { error?: { code?: unknown; message?: unknown } };
+      if (typeof answer.error?.code === "string") {
+        code = answer.error.code;
+      }
+      if (typeof answer.error?.message === "string") {
+        message = answer.error.message;
+      }
     } catch {
-      // not JSON
+      // Not JSON: the status says enough.
     }
-    throw new HttpError(response.status, message);
+    throw new HttpError(response.status, code, message);
   }
   return (await response.json()) as T;
 }
@@ -49,6 +58,7 @@ export interface Language {
   name: string;
 }
 
+/** What the server supports (README), shown until `GET /languages` answers. */
 export const LANGUAGES: Language[] = [
   { id: "python", name: "Python" },
   { id: "javascript", name: "JavaScript" },
@@ -61,11 +71,18 @@ export const LANGUAGES: Language[] = [
   { id: "plaintext", name: "Plain text" },
 ];
 
-export async function fetchLanguages(): Promise<Language[]> {
-  const answer = await request<{ languages: Language[] }>("GET", "/languages");
-  return answer.languages;
+let languages: Promise<Language[]> | undefined;
+
+/** `GET /languages`, asked once a page; the list above when it fails. */
+export function fetchLanguages(): Promise<Language[]> {
+  languages ??= request<{ languages: Language[] }>("GET", "/languages").then(
+    (answer) => (answer.languages.length > 0 ? answer.languages : LANGUAGES),
+    () => LANGUAGES,
+  );
+  return languages;
 }
 
+/** `POST /rooms`; the new room's id. */
 export async function createRoom(language: string, code: string): Promise<string> {
   const answer = await request<{ roomId: string }>("POST", "/rooms", code ? { language, code } : { language });
   return answer.roomId;
@@ -76,9 +93,31 @@ export interface RoomView {
   language: string;
   code: string;
   revision: number;
+  /** When the room (or, asked with a revision, that revision) was last changed. */
+  updatedAt?: string;
 }
 
+/** `GET /rooms/{id}`, or with `revision` the room as it was then (404 `revision_not_found`, 410 `revision_gone`). */
 export function fetchRoom(roomId: string, revision?: number): Promise<RoomView> {
   const query = revision === undefined ? "" : `?revision=${revision}`;
   return request<RoomView>("GET", `/rooms/${encodeURIComponent(roomId)}${query}`);
+}
+
+export interface CommittedOperation {
+  revision: number;
+  clientId: string;
+  /** The operation in ot.js's JSON form. */
+  ops: unknown;
+  committedAt: string;
+}
+
+export interface HistoryPage {
+  operations: CommittedOperation[];
+  /** The `from` of the next page, or null once `to` is reached. */
+  nextFrom: number | null;
+}
+
+/** `GET /rooms/{id}/history?from=F&to=T`: the operations after revision `from`, up to `to`, a page at a time. */
+export function fetchHistory(roomId: string, from: number, to: number): Promise<HistoryPage> {
+  return request<HistoryPage>("GET", `/rooms/${encodeURIComponent(roomId)}/history?from=${from}&to=${to}`);
 }

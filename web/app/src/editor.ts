@@ -1,3 +1,9 @@
+/**
+ * The room's editor: CodeMirror bound to the client (`duetCollab`), with the language's
+ * highlighting (loaded on demand), completions from the room's engine (after 600 ms without
+ * typing, or Ctrl-Space; Tab or Enter takes one), and a read-only switch.
+ */
+
 import {
   acceptCompletion,
   autocompletion,
@@ -20,13 +26,17 @@ import {
 } from "@codemirror/view";
 import type { DuetClient } from "@duet/client";
 import { duetCollab } from "@duet/codemirror";
-import { languageSupport } from "./languages";
+import { loadLanguage } from "./languages";
 
 export interface RoomEditor {
   view: EditorView;
   setLanguage(language: string): void;
   setReadOnly(readOnly: boolean): void;
+  destroy(): void;
 }
+
+/** How long typing must pause before a completion is asked for. */
+const COMPLETION_IDLE_MS = 600;
 
 /** A completion source asking the room's engine through the client. */
 function completionSource(client: DuetClient) {
@@ -72,10 +82,11 @@ function completionSource(client: DuetClient) {
   };
 }
 
+/** `onChange` is called after every change to the text, the user's or the room's. */
 export function createRoomEditor(
   parent: HTMLElement,
   client: DuetClient,
-  options: { language: string; readOnly: boolean },
+  options: { language: string; readOnly: boolean; onChange?: () => void },
 ): RoomEditor {
   const language = new Compartment();
   const readOnly = new Compartment();
@@ -97,20 +108,53 @@ export function createRoomEditor(
         autocompletion({
           override: [completionSource(client)],
           activateOnTyping: true,
-          activateOnTypingDelay: 600,
+          activateOnTypingDelay: COMPLETION_IDLE_MS,
+          // CodeMirror ignores Tab and Enter for 75 ms after a completion shows, against keys
+          // already on their way; here a completion shows only after a pause (or Ctrl-Space),
+          // and a Tab or Enter pressed the moment it is seen must take it, not leave the editor
+          // or break the line.
+          interactionDelay: 0,
         }),
+        // Tab takes the completion on offer; without one it leaves the editor, as it does
+        // everywhere else on the page (the editor does not trap the keyboard).
         Prec.highest(keymap.of([{ key: "Tab", run: acceptCompletion }])),
         keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...historyKeymap, ...completionKeymap]),
         EditorView.contentAttributes.of({ "aria-label": "Code" }),
-        language.of(languageSupport(options.language)),
+        EditorView.updateListener.of((update) => {
+          if (update.docChanged) {
+            options.onChange?.();
+          }
+        }),
+        language.of([]),
         readOnly.of(readOnlyExtensions(options.readOnly)),
         duetCollab(client),
       ],
     }),
   });
+
+  // Grammars arrive asynchronously: only the latest language asked for is applied.
+  let destroyed = false;
+  let wanted = "";
+  const setLanguage = (id: string) => {
+    if (id === wanted) {
+      return;
+    }
+    wanted = id;
+    void loadLanguage(id).then((support) => {
+      if (wanted === id && !destroyed) {
+        view.dispatch({ effects: language.reconfigure(support) });
+      }
+    });
+  };
+  setLanguage(options.language);
+
   return {
     view,
-    setLanguage: (id) => view.dispatch({ effects: language.reconfigure(languageSupport(id)) }),
+    setLanguage,
     setReadOnly: (on) => view.dispatch({ effects: readOnly.reconfigure(readOnlyExtensions(on)) }),
+    destroy: () => {
+      destroyed = true;
+      view.destroy();
+    },
   };
 }

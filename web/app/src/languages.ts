@@ -1,30 +1,24 @@
-import { cpp } from "@codemirror/lang-cpp";
-import { go } from "@codemirror/lang-go";
-import { java } from "@codemirror/lang-java";
-import { javascript } from "@codemirror/lang-javascript";
-import { python } from "@codemirror/lang-python";
-import { rust } from "@codemirror/lang-rust";
+/**
+ * Highlighting for a room's language id, loaded on demand: each grammar is a chunk of its own
+ * (`src/lang/*.ts` name them), so a room downloads only the one it shows. `plaintext`, and any
+ * id this app does not know, has none.
+ */
+
 import type { Extension } from "@codemirror/state";
 
-/** The highlighting for a room language id. */
-export function languageSupport(language: string): Extension {
-  switch (language) {
-    case "python":
-      return python();
-    case "javascript":
-      return javascript({ jsx: true });
-    case "typescript":
-      return javascript({ typescript: true });
-    case "rust":
-      return rust();
-    case "go":
-      return go();
-    case "java":
-      return java();
-    case "c":
-    case "cpp":
-      return cpp();
-    default:
-      return [];
-  }
+const loaders: Record<string, () => Promise<Extension>> = {
+  python: () => import("./lang/python").then(({ python }) => python()),
+  javascript: () => import("./lang/javascript").then(({ javascript }) => javascript({ jsx: true })),
+  typescript: () => import("./lang/javascript").then(({ javascript }) => javascript({ typescript: true })),
+  rust: () => import("./lang/rust").then(({ rust }) => rust()),
+  go: () => import("./lang/go").then(({ go }) => go()),
+  java: () => import("./lang/java").then(({ java }) => java()),
+  c: () => import("./lang/cpp").then(({ cpp }) => cpp()),
+  cpp: () => import("./lang/cpp").then(({ cpp }) => cpp()),
+};
+
+/** The highlighting for `language`; none when it has no grammar or the grammar failed to load. */
+export function loadLanguage(language: string): Promise<Extension> {
+  const load = loaders[language];
+  return load === undefined ? Promise.resolve([]) : load().catch(() => []);
 }
