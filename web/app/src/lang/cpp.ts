@@ -1,0 +1,2 @@
+// C and C++ share one grammar.
+export { cpp } from "@codemirror/lang-cpp";

@@ -1,0 +1,1 @@
+export { java } from "@codemirror/lang-java";

@@ -1,0 +1,51 @@
+/** Two routes, on the History API: `/` and `/r/{roomId}`. */
+
+import { useEffect, useState } from "react";
+
+/** The path, following `navigate` and the back and forward buttons. */
+export function usePath(): string {
+  const [path, setPath] = useState(window.location.pathname);
+  useEffect(() => {
+    const update = () => setPath(window.location.pathname);
+    window.addEventListener("popstate", update);
+    return () => window.removeEventListener("popstate", update);
+  }, []);
+  return path;
+}
+
+export function navigate(to: string): void {
+  window.history.pushState(null, "", to);
+  window.dispatchEvent(new PopStateEvent("popstate"));
+}
+
+/** The room id in a path (`/r/{id}`), if it is a room's. */
+export function roomIdOfPath(path: string): string | undefined {
+  const match = /^\/r\/([^/]+)\/?$/.exec(path);
+  if (match === null) {
+    return undefined;
+  }
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The room id in a pasted link (`…/r/{id}…`) or an id on its own. */
+export function roomIdFrom(input: string): string | undefined {
+  const trimmed = input.trim();
+  const match = /\/r\/([^/?#\s]+)/.exec(trimmed);
+  if (match) {
+    try {
+      return decodeURIComponent(match[1]!);
+    } catch {
+      return undefined;
+    }
+  }
+  return /^[A-Za-z0-9_-]+$/.test(trimmed) ? trimmed : undefined;
+}
+
+/** The path of a room's page. */
+export function roomPath(roomId: string): string {
+  return `/r/${encodeURIComponent(roomId)}`;
+}

@@ -1,0 +1,55 @@
+/** The small pure helpers: room ids from links and paths, a token's claimed role, revision errors. */
+
+import { describe, expect, it } from "vitest";
+import { HttpError } from "../src/api";
+import { revisionError } from "../src/History";
+import { roomIdFrom, roomIdOfPath, roomPath } from "../src/router";
+import { tokenClaims } from "../src/session";
+
+const ROOM = "6f1c2a3b-0000-4000-8000-000000000001";
+
+describe("room ids", () => {
+  it("reads a room id from a pasted link or an id on its own", () => {
+    expect(roomIdFrom(`https://duet.example/r/${ROOM}`)).toBe(ROOM);
+    expect(roomIdFrom(`  http://127.0.0.1:8000/r/${ROOM}?token=abc#x `)).toBe(ROOM);
+    expect(roomIdFrom(ROOM)).toBe(ROOM);
+    expect(roomIdFrom("not a room")).toBeUndefined();
+    expect(roomIdFrom("")).toBeUndefined();
+  });
+
+  it("routes /r/{id} to the room and anything else to the start page", () => {
+    expect(roomIdOfPath(roomPath(ROOM))).toBe(ROOM);
+    expect(roomIdOfPath(`/r/${ROOM}/`)).toBe(ROOM);
+    expect(roomIdOfPath("/")).toBeUndefined();
+    expect(roomIdOfPath(`/r/${ROOM}/more`)).toBeUndefined();
+    expect(roomIdOfPath("/r/%E0%A4%A")).toBeUndefined();
+  });
+});
+
+describe("tokens", () => {
+  const encode = (claims: object) => {
+    const bytes = new TextEncoder().encode(JSON.stringify(claims));
+    const base64 = btoa(String.fromCharCode(...bytes));
+    return `e30.${base64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "")}.signature`;
+  };
+
+  it("reads the role and name a token claims, and nothing from what is not a token", () => {
+    expect(tokenClaims(encode({ sub: "link:r", role: "viewer", name: "Gäst 😀" }))).toEqual({ role: "viewer", name: "Gäst 😀" });
+    expect(tokenClaims(encode({ sub: "you", role: "owner", name: "" }))).toEqual({ role: "owner" });
+    expect(tokenClaims(encode({ sub: "you", role: 3 }))).toEqual({});
+    expect(tokenClaims("not-a-token")).toEqual({});
+    expect(tokenClaims("a.%%%.c")).toEqual({});
+    expect(tokenClaims(undefined)).toEqual({});
+  });
+});
+
+describe("revision errors", () => {
+  it("tells a revision that never existed from one no longer kept", () => {
+    expect(revisionError(9, new HttpError(404, "revision_not_found", ""))).toBe("Revision 9 never existed in this room.");
+    expect(revisionError(2, new HttpError(410, "revision_gone", ""))).toBe("Revision 2 is older than the server keeps.");
+    expect(revisionError(2, new HttpError(404, "room_not_found", "room r does not exist"))).toBe(
+      "Could not load revision 2: room r does not exist",
+    );
+    expect(revisionError(2, new Error("Failed to fetch"))).toBe("Could not load revision 2: Failed to fetch");
+  });
+});
