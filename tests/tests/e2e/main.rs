@@ -13,3 +13,4 @@ mod plain_exact;
 mod plain_ws;
 mod quotas;
 mod v1_ws;
+mod web;
