@@ -91,7 +91,7 @@ test('first render of a 1 MB room', async ({ page }) => {
   const server = await DuetServer.start();
   try {
     const line = 'def function_number_0000(argument): return argument * 2  # padding\n';
-    const code = line.repeat(Math.ceil((1024 * 1024) / line.length));
+    const code = line.repeat(Math.floor((1000 * 1000) / line.length));
     const room = await server.createRoom({ code });
     const started = Date.now();
     await openRoom(page, server, room, 'Ada');
