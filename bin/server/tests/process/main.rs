@@ -226,7 +226,7 @@ fn text(frame: Message) -> Value {
 #[tokio::test]
 async fn resume_tokens_never_reach_the_log() {
     let directory = tempfile::tempdir().expect("a directory");
-    let mut running = Running::start_logging(directory.path(), "trace");
+    let running = Running::start_logging(directory.path(), "trace");
     let room = create_room(&running.base).await;
     let mut first = v1(&running.base, &room, "clientId=alice").await;
     let welcome = text(next_frame(&mut first).await);
@@ -247,27 +247,7 @@ async fn resume_tokens_never_reach_the_log() {
         .expect("sent");
     assert_eq!(text(next_frame(&mut again).await)["type"], "ack");
     drop(again);
-    let status = Command::new("kill")
-        .args(["-TERM", &running.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exit = tokio::time::timeout(
-        PATIENCE,
-        tokio::task::spawn_blocking({
-            let log = std::sync::Arc::clone(&running.log);
-            move || (running.wait(), log)
-        }),
-    )
-    .await
-    .expect("the server exits in time")
-    .expect("waited");
-    assert!(exit.0.success());
-    let logged = exit
-        .1
-        .lock()
-        .map(|lines| lines.join("\n"))
-        .unwrap_or_default();
+    let logged = stop_and_read_log(running).await;
     assert!(logged.contains("request"), "trace logging was on: {logged}");
     assert!(!logged.contains(&token), "the token was logged:\n{logged}");
     assert!(
