@@ -15,8 +15,6 @@ FUZZ_CASES ?= 100000
 fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-domain --test it fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-protocol --lib fuzz:: && PROPTEST_CASES=$(FUZZ_CASES) cargo test -p duet-infra-ws --lib fuzz::
 
-# Generated requests against a fresh server, each answer checked against the server's own
-# OpenAPI document (schemathesis; see the script).
 # The web app's committed build (web/app/dist), made again from web/package-lock.json.
 web:
 	cd web && npm ci --no-audit --no-fund && npm run build --workspace app
@@ -26,6 +24,8 @@ web:
 test-web:
 	scripts/web-test.sh
 
+# Generated requests against a fresh server, each answer checked against the server's own
+# OpenAPI document (schemathesis; see the script).
 api-fuzz:
 	scripts/api-fuzz.sh
 
