@@ -61,7 +61,10 @@ export async function typeAtRandom(
       }
     }
     const key = alphabet[Math.floor(next() * alphabet.length)];
-    await page.keyboard.insertText(key);
+    // A newline is typed with Enter, as people do (Chromium's insertText of "\n" into an
+    // editable element inserts a paragraph that CodeMirror may read as two line breaks).
+    if (key === '\n') await page.keyboard.press('Enter');
+    else await page.keyboard.insertText(key);
     typed.push(key);
   }
   return typed;
