@@ -1,12 +1,12 @@
 // Figures for docs/BENCHMARKS.md, measured (never asserted beyond "it happened"): the time
-// from a keystroke in one page to its appearance in the other, the first render of a 1 MB
-// room, and what /r/{id} ships. Written to target/web-e2e/measurements.json.
+// from a keystroke in one page to its appearance in the other while both type, the first
+// render of a 1 MB room, and what /r/{id} ships. Written to target/web-e2e/measurements.json.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { expect, test } from '@playwright/test';
+import { expect, type Page, test } from '@playwright/test';
 import { DuetServer } from './server';
-import { openRoom } from './helpers';
+import { openRoom, random } from './helpers';
 
 const results = new URL('../../../target/web-e2e/', import.meta.url).pathname;
 const dist = new URL('../../app/dist/', import.meta.url).pathname;
@@ -28,6 +28,60 @@ function record(name: string, value: unknown): void {
   writeFileSync(path, `${JSON.stringify(all, null, 2)}\n`);
 }
 
+type Watched = Window & { seen: Record<string, number> };
+
+/** Has `page` note when each character first shows in its editor (the pages share a clock). */
+async function watch(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const seen: Record<string, number> = {};
+    (window as unknown as Watched).seen = seen;
+    const content = document.querySelector('.cm-content') as Element;
+    new MutationObserver(() => {
+      const now = performance.timeOrigin + performance.now();
+      for (const character of Array.from(content.textContent ?? '')) {
+        if (!(character in seen)) seen[character] = now;
+      }
+    }).observe(content, { childList: true, subtree: true, characterData: true });
+  });
+}
+
+/**
+ * Types `count` distinct characters from `first` on at random places, 30 ms apart, and returns
+ * when each was typed.
+ */
+async function typeDistinct(
+  page: Page,
+  first: number,
+  count: number,
+  next: () => number,
+): Promise<Record<string, number>> {
+  await page.locator('.cm-content').click();
+  const sent: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const move = next();
+    if (move < 0.2) await page.keyboard.press('Control+End');
+    else if (move < 0.4) await page.keyboard.press('Control+Home');
+    else if (move < 0.6) await page.keyboard.press(next() < 0.5 ? 'ArrowLeft' : 'ArrowRight');
+    const character = String.fromCodePoint(first + i);
+    sent[character] = await page.evaluate(() => performance.timeOrigin + performance.now());
+    await page.keyboard.insertText(character);
+    await page.waitForTimeout(30);
+  }
+  return sent;
+}
+
+/** How long after it was typed each character showed in `page`, once all of them have. */
+async function arrivals(page: Page, sent: Record<string, number>): Promise<number[]> {
+  const keys = Object.keys(sent);
+  await expect
+    .poll(() =>
+      page.evaluate((keys) => keys.every((key) => key in (window as unknown as Watched).seen), keys),
+    )
+    .toBe(true);
+  const seen = await page.evaluate(() => (window as unknown as Watched).seen);
+  return keys.map((key) => seen[key] - sent[key]);
+}
+
 test('keystroke to the other page', async ({ browser }) => {
   const server = await DuetServer.start();
   try {
@@ -36,46 +90,16 @@ test('keystroke to the other page', async ({ browser }) => {
     const bob = await browser.newPage();
     await openRoom(ada, server, room, 'Ada');
     await openRoom(bob, server, room, 'Bob');
-    // Bob's page notes when each character first shows; both pages share one clock.
-    await bob.evaluate(() => {
-      const seen: Record<string, number> = {};
-      (window as unknown as { seen: Record<string, number> }).seen = seen;
-      const content = document.querySelector('.cm-content') as Element;
-      new MutationObserver(() => {
-        const now = performance.timeOrigin + performance.now();
-        for (const character of Array.from(content.textContent ?? '')) {
-          if (!(character in seen)) seen[character] = now;
-        }
-      }).observe(content, { childList: true, subtree: true, characterData: true });
-    });
-    await ada.locator('.cm-content').click();
-    const sent: Record<string, number> = {};
-    // 150 distinct characters (CJK ideographs), typed 30 ms apart.
-    for (let i = 0; i < 150; i++) {
-      const character = String.fromCodePoint(0x4e00 + i);
-      sent[character] = await ada.evaluate(() => performance.timeOrigin + performance.now());
-      await ada.keyboard.insertText(character);
-      await ada.waitForTimeout(30);
-    }
-    const keys = Object.keys(sent);
-    await expect
-      .poll(() =>
-        bob.evaluate(
-          (keys) =>
-            keys.every(
-              (character) =>
-                character in (window as unknown as { seen: Record<string, number> }).seen,
-            ),
-          keys,
-        ),
-      )
-      .toBe(true);
-    const seen = await bob.evaluate(
-      () => (window as unknown as { seen: Record<string, number> }).seen,
+    await Promise.all([watch(ada), watch(bob)]);
+    // Both type at once, at random places: 150 distinct characters each (CJK ideographs, so
+    // each is recognised where it lands), every one timed from one page to the other.
+    const [fromAda, fromBob] = await Promise.all([
+      typeDistinct(ada, 0x4e00, 150, random(1)),
+      typeDistinct(bob, 0x5000, 150, random(2)),
+    ]);
+    const latencies = [...(await arrivals(bob, fromAda)), ...(await arrivals(ada, fromBob))].sort(
+      (a, b) => a - b,
     );
-    const latencies = Object.entries(sent)
-      .map(([character, at]) => seen[character] - at)
-      .sort((a, b) => a - b);
     record('keystrokeToOtherPageMs', {
       keystrokes: latencies.length,
       p50: Math.round(percentile(latencies, 50) * 10) / 10,
