@@ -1,7 +1,7 @@
 // The Duet web app as two people use it, in Chromium, against a real duet-server.
 
 import { mkdirSync } from 'node:fs';
-import { expect, test } from '@playwright/test';
+import { expect, type Locator, type Page, test } from '@playwright/test';
 import WebSocket from 'ws';
 import { DuetServer } from './server';
 import { editorText, openRoom, random, tally, tallyOf, typeAtRandom } from './helpers';
@@ -195,4 +195,65 @@ test('the read-only view cannot change the room', async ({ page }) => {
   await writer.keyboard.insertText('!');
   await expect.poll(() => editorText(page)).toBe('keep me!');
   expect(await server.code(room)).toBe('keep me!');
+});
+
+/** Presses Tab until `target` has the focus; fails if 30 presses do not get there. */
+async function tabTo(page: Page, target: Locator): Promise<void> {
+  for (let presses = 0; presses < 30; presses++) {
+    if (await target.evaluate((element) => element === document.activeElement)) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`Tab never reached ${target.toString()}`);
+}
+
+/** Whether the page is wider than its viewport (a sideways scroll bar at this width). */
+function overflows(page: Page): Promise<boolean> {
+  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+}
+
+test('a phone-width page does everything with the keyboard alone', async ({ browser }) => {
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await page.goto(`${server.url}/`);
+  // The start page: a name, a language, starting code, then the room, all from the keyboard.
+  await tabTo(page, page.getByLabel('Your name'));
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('Kay');
+  await tabTo(page, page.getByLabel('Language'));
+  await page.keyboard.type('Rust');
+  await expect(page.getByLabel('Language')).toHaveValue('rust');
+  await tabTo(page, page.getByLabel('Starting code (optional)'));
+  await page.keyboard.type('fn main() {}');
+  expect(await overflows(page)).toBe(false);
+  await tabTo(page, page.getByRole('button', { name: 'Create room' }));
+  await page.keyboard.press('Enter');
+  await expect(page).toHaveURL(/\/r\/[0-9a-f-]{36}$/);
+  const room = page.url().split('/r/')[1] as string;
+  await expect(page.getByTestId('connection-state')).toHaveText(/connected/i);
+  await expect(page.getByTestId('participant')).toContainText(['Kay']);
+  // The room: into the editor, type, and out again with Tab (the editor keeps no one in).
+  await tabTo(page, page.locator('.cm-content'));
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText(' // two');
+  await expect.poll(() => server.code(room)).toBe('fn main() {} // two');
+  // Back in history with the slider's keys, then live again.
+  await tabTo(page, page.getByLabel('History'));
+  await page.keyboard.press('Home');
+  await expect(page.getByTestId('history-code')).toHaveText('fn main() {}');
+  await tabTo(page, page.getByRole('button', { name: 'Back to live' }));
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.cm-content')).toBeVisible();
+  expect(await editorText(page)).toBe('fn main() {} // two');
+  mkdirSync(results, { recursive: true });
+  await page.screenshot({ path: `${results}phone-width.png`, fullPage: true });
+  // The language switch, from the keyboard, changes the room for everyone.
+  await tabTo(page, page.getByLabel('Language'));
+  await page.keyboard.type('Python');
+  await expect
+    .poll(async () => {
+      const response = await fetch(`${server.url}/rooms/${room}`);
+      return ((await response.json()) as { language: string }).language;
+    })
+    .toBe('python');
+  expect(await overflows(page)).toBe(false);
+  await page.close();
 });
