@@ -34,7 +34,7 @@ use duet_app::ports::HealthCheck;
 use duet_app::{Autocomplete, Rooms};
 use duet_live::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -163,7 +163,16 @@ struct AppState {
     shutdown: watch::Receiver<bool>,
     /// Held by each open WebSocket, so shutdown can wait for all of them to close.
     connections: mpsc::Sender<()>,
+    /// Turns at rebuilding a room's code at an old revision (see [`REBUILDS_AT_ONCE`]).
+    rebuilds: Arc<Semaphore>,
 }
+
+/// How many rebuilds of a room's code at an old revision (`GET /rooms/{id}?revision=R`) run
+/// at once; the others wait their turn. A rebuild replays the room's log from its nearest text
+/// and costs one applied operation per revision replayed, so a few requests for old revisions
+/// of a long-lived room could otherwise keep every core busy. One at a time leaves the rest of
+/// the machine to the live rooms, whoever asks and however often.
+pub const REBUILDS_AT_ONCE: usize = 1;
 
 /// Stops the WebSocket connections of a [`router`] and waits for them.
 pub struct Shutdown {
@@ -209,6 +218,7 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         settings: Arc::new(settings),
         shutdown,
         connections,
+        rebuilds: Arc::new(Semaphore::new(REBUILDS_AT_ONCE)),
     };
     // Everything but what a load balancer, a status page or a client choosing a language asks
     // needs a token when authentication is on. Room creation is counted per address once the

@@ -316,7 +316,11 @@ pub async fn get_room(
     caller.require(id, Role::Viewer)?;
     let room = match read_query(query)?.revision {
         None => state.rooms.get(id).await?,
-        Some(revision) => state.rooms.at_revision(id, revision).await?,
+        Some(revision) => {
+            // The semaphore is never closed; were it, the rebuild would run without a turn.
+            let _turn = state.rebuilds.acquire().await;
+            state.rooms.at_revision(id, revision).await?
+        }
     };
     Ok(Json(room.into()))
 }
@@ -808,4 +812,188 @@ pub async fn require_room_id(
 /// Any route that does not exist.
 pub async fn not_found() -> ApiError {
     ApiError::for_status(StatusCode::NOT_FOUND)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use duet_app::ports::{RecordedSubmission, RepositoryError, RoomRepository};
+    use duet_app::testing::{FixedClock, InMemoryRoomRepository, op};
+    use duet_app::{Autocomplete, NewRoom, Rooms};
+    use duet_domain::{
+        CannedAutocompleter, ClientId, CommittedOperation, Room, RoomId, TextOperation,
+    };
+    use duet_live::Registry;
+    use tokio::sync::Semaphore;
+    use tower::ServiceExt;
+
+    use crate::{REBUILDS_AT_ONCE, Services, Settings, Wire, router};
+
+    /// The in-memory store, with every read of a range of the log held at a gate until the
+    /// test opens it, and counted as it arrives.
+    struct Gated {
+        store: InMemoryRoomRepository,
+        gate: Semaphore,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl RoomRepository for Gated {
+        async fn insert(&self, room: &Room) -> Result<(), RepositoryError> {
+            self.store.insert(room).await
+        }
+        async fn find(&self, id: RoomId) -> Result<Option<Room>, RepositoryError> {
+            self.store.find(id).await
+        }
+        async fn save(&self, room: &Room) -> Result<(), RepositoryError> {
+            self.store.save(room).await
+        }
+        async fn append(
+            &self,
+            room: RoomId,
+            operations: &[CommittedOperation],
+            snapshot: Option<Room>,
+        ) -> Result<(), RepositoryError> {
+            self.store.append(room, operations, snapshot).await
+        }
+        async fn operations_since(
+            &self,
+            room: RoomId,
+            revision: u64,
+        ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+            self.store.operations_since(room, revision).await
+        }
+        async fn operations_between(
+            &self,
+            room: RoomId,
+            after: u64,
+            up_to: u64,
+            limit: usize,
+        ) -> Result<Vec<CommittedOperation>, RepositoryError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.gate
+                .acquire()
+                .await
+                .expect("the gate stays open")
+                .forget();
+            self.store
+                .operations_between(room, after, up_to, limit)
+                .await
+        }
+        async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {
+            self.store.initial_code(room).await
+        }
+        async fn find_operation(
+            &self,
+            room: RoomId,
+            client: &ClientId,
+            seq: u64,
+        ) -> Result<Option<RecordedSubmission>, RepositoryError> {
+            self.store.find_operation(room, client, seq).await
+        }
+        async fn confirm_stored(
+            &self,
+            room: RoomId,
+            client: &ClientId,
+            seq: u64,
+        ) -> Result<Option<u64>, RepositoryError> {
+            self.store.confirm_stored(room, client, seq).await
+        }
+        async fn latest_seq(
+            &self,
+            room: RoomId,
+            client: &ClientId,
+        ) -> Result<Option<u64>, RepositoryError> {
+            self.store.latest_seq(room, client).await
+        }
+        async fn has_client(
+            &self,
+            room: RoomId,
+            client: &ClientId,
+        ) -> Result<bool, RepositoryError> {
+            self.store.has_client(room, client).await
+        }
+        async fn quarantine(
+            &self,
+            room: RoomId,
+            from: u64,
+            reason: &str,
+        ) -> Result<u64, RepositoryError> {
+            self.store.quarantine(room, from, reason).await
+        }
+        async fn delete(&self, room: RoomId) -> Result<bool, RepositoryError> {
+            self.store.delete(room).await
+        }
+    }
+
+    async fn get(app: &Router, uri: String) -> StatusCode {
+        let request = Request::get(uri).body(Body::empty()).expect("a request");
+        app.clone()
+            .oneshot(request)
+            .await
+            .expect("infallible")
+            .status()
+    }
+
+    /// Lets every other task on this (single-threaded) runtime run until it waits.
+    async fn settle() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn old_revisions_are_rebuilt_one_at_a_time() {
+        let store = Arc::new(Gated {
+            store: InMemoryRoomRepository::default(),
+            gate: Semaphore::new(0),
+            reads: AtomicUsize::new(0),
+        });
+        let rooms = Rooms::new(store.clone(), Arc::new(FixedClock::default()));
+        let room = rooms.create(NewRoom::default()).await.expect("created");
+        let mut live = rooms.open(room.id()).await.expect("opens");
+        for (seq, length) in (1..=3).zip(0..) {
+            let edit = TextOperation::new().retain(length).insert("x");
+            rooms
+                .commit(&mut live, vec![op("alice", seq, seq - 1, edit)])
+                .await
+                .expect("committed");
+        }
+        let health = Arc::new(InMemoryRoomRepository::default());
+        let services = Services {
+            live: Arc::new(Registry::new(rooms.clone(), Wire, 256)),
+            rooms,
+            autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
+            health,
+        };
+        let app = router(services, Settings::default()).0;
+        // Many people ask for old revisions at once: one rebuild reads the log, the rest wait.
+        let asked = REBUILDS_AT_ONCE + 3;
+        let requests: Vec<_> = (0..asked)
+            .map(|_| {
+                let app = app.clone();
+                let uri = format!("/rooms/{}?revision=1", room.id());
+                tokio::spawn(async move { get(&app, uri).await })
+            })
+            .collect();
+        settle().await;
+        assert_eq!(store.reads.load(Ordering::SeqCst), REBUILDS_AT_ONCE);
+        // The current code is not a rebuild: it is answered meanwhile.
+        assert_eq!(
+            get(&app, format!("/rooms/{}", room.id())).await,
+            StatusCode::OK
+        );
+        // Each rebuild that finishes lets the next one in, and every one is answered.
+        store.gate.add_permits(asked);
+        for request in requests {
+            assert_eq!(request.await.expect("answered"), StatusCode::OK);
+        }
+        assert_eq!(store.reads.load(Ordering::SeqCst), asked);
+    }
 }
