@@ -86,6 +86,19 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
   const participants = useSelector((state: RootState) => state.participants);
   const looking = useSelector((state: RootState) => state.history.selected !== null);
   const { look, live } = useHistory(revisions);
+  // "Back to live" goes away as it is pressed: the focus goes to the editor it brings back,
+  // not to the page's top, so that keyboard users carry on where they were.
+  const [focusEditor, setFocusEditor] = useState(false);
+  const backToLive = useCallback(() => {
+    live();
+    setFocusEditor(true);
+  }, [live]);
+  useEffect(() => {
+    if (focusEditor && !looking) {
+      editorRef.current?.view.focus();
+      setFocusEditor(false);
+    }
+  }, [focusEditor, looking]);
 
   useEffect(() => {
     let current = true;
@@ -260,7 +273,7 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
               Could not open the room: {connectionLabel(connection).replace(/^closed: /, "")}.
             </p>
           )}
-          <HistoryView live={live} nameOf={nameOf} />
+          <HistoryView live={backToLive} nameOf={nameOf} />
           <div className="editor" ref={editorParent} hidden={looking} />
         </main>
         <aside className="sidebar" aria-label="Room">

@@ -19,6 +19,7 @@ const loaders: Record<string, () => Promise<Extension>> = {
 
 /** The highlighting for `language`; none when it has no grammar or the grammar failed to load. */
 export function loadLanguage(language: string): Promise<Extension> {
-  const load = loaders[language];
+  // The name comes from the server: only the table's own entries, never Object's properties.
+  const load = Object.hasOwn(loaders, language) ? loaders[language] : undefined;
   return load === undefined ? Promise.resolve([]) : load().catch(() => []);
 }

@@ -107,7 +107,15 @@ export interface ParticipantsSlice {
   byId: Record<string, Person>;
 }
 
-const initialParticipants: ParticipantsSlice = { ids: [], byId: {} };
+/**
+ * An empty `byId`. It has no prototype, since client ids come from other people: an id such
+ * as `__proto__` or `constructor` must be a key like any other, never Object's own property.
+ */
+function noOne(): Record<string, Person> {
+  return Object.create(null) as Record<string, Person>;
+}
+
+const initialParticipants: ParticipantsSlice = { ids: [], byId: noOne() };
 
 export const participantsSlice = createSlice({
   name: "participants",
@@ -119,7 +127,7 @@ export const participantsSlice = createSlice({
       action: PayloadAction<{ self: { clientId: string; name: string }; others: { clientId: string; name: string }[] }>,
     ) {
       const { self, others } = action.payload;
-      const next: ParticipantsSlice = { ids: [], byId: {} };
+      const next: ParticipantsSlice = { ids: [], byId: noOne() };
       for (const person of [{ ...self, self: true }, ...others.map((other) => ({ ...other, self: false }))]) {
         if (next.byId[person.clientId] === undefined) {
           next.ids.push(person.clientId);
@@ -148,7 +156,7 @@ export const participantsSlice = createSlice({
       state.ids = state.ids.filter((id) => id !== clientId);
     },
     cleared() {
-      return initialParticipants;
+      return { ids: [], byId: noOne() };
     },
   },
 });

@@ -109,6 +109,29 @@ describe("participants", () => {
     expect(store.getState().participants.ids).toEqual([]);
   });
 
+  it("keeps people whose ids are the names of Object's own properties, and changes no object", () => {
+    const store = makeStore();
+    const people = () => store.getState().participants;
+    const names = ["__proto__", "constructor", "toString", "hasOwnProperty"];
+    store.dispatch(
+      welcomed({ self: { clientId: "me", name: "Ada" }, others: [{ clientId: "__proto__", name: "Proto" }] }),
+    );
+    for (const clientId of names.slice(1)) {
+      store.dispatch(joined({ clientId, name: `Named ${clientId}` }));
+    }
+    store.dispatch(joined({ clientId: "__proto__", name: "Renamed" }));
+    expect(people().ids).toEqual(["me", ...names]);
+    expect(people().byId["__proto__"]).toEqual({ clientId: "__proto__", name: "Renamed", self: false });
+    expect(people().byId["constructor"]?.name).toBe("Named constructor");
+    expect(({} as { name?: unknown }).name).toBeUndefined();
+    for (const clientId of names) {
+      store.dispatch(left({ clientId }));
+    }
+    expect(people().ids).toEqual(["me"]);
+    expect(people().byId["constructor"]).toBeUndefined();
+    expect(people().byId["__proto__"]).toBeUndefined();
+  });
+
   it("lists someone once even when a welcome names them twice", () => {
     const store = makeStore();
     store.dispatch(welcomed({ self: { clientId: "me", name: "Ada" }, others: [{ clientId: "me", name: "Ada" }] }));

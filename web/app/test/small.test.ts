@@ -1,8 +1,12 @@
-/** The small pure helpers: room ids from links and paths, a token's claimed role, revision errors. */
+/**
+ * The small pure helpers: room ids from links and paths, a token's claimed role, revision
+ * errors, a language's grammar.
+ */
 
 import { describe, expect, it } from "vitest";
 import { HttpError } from "../src/api";
 import { revisionError } from "../src/History";
+import { loadLanguage } from "../src/languages";
 import { roomIdFrom, roomIdOfPath, roomPath } from "../src/router";
 import { tokenClaims } from "../src/session";
 
@@ -51,5 +55,13 @@ describe("revision errors", () => {
       "Could not load revision 2: room r does not exist",
     );
     expect(revisionError(2, new Error("Failed to fetch"))).toBe("Could not load revision 2: Failed to fetch");
+  });
+});
+
+describe("languages", () => {
+  it("loads no grammar for a name that is only one of Object's properties", async () => {
+    for (const name of ["constructor", "toString", "__proto__", "no-such-language"]) {
+      await expect(loadLanguage(name)).resolves.toEqual([]);
+    }
   });
 });

@@ -241,7 +241,8 @@ test('a phone-width page does everything with the keyboard alone', async ({ brow
   await expect(page.getByTestId('history-code')).toHaveText('fn main() {}');
   await tabTo(page, page.getByRole('button', { name: 'Back to live' }));
   await page.keyboard.press('Enter');
-  await expect(page.locator('.cm-content')).toBeVisible();
+  // The button is gone; the editor it brings back has the focus.
+  await expect(page.locator('.cm-content')).toBeFocused();
   expect(await editorText(page)).toBe('fn main() {} // two');
   mkdirSync(results, { recursive: true });
   await page.screenshot({ path: `${results}phone-width.png`, fullPage: true });
