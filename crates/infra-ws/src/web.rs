@@ -54,19 +54,47 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/assets/{*file}", get(asset))
 }
 
-/// Whether the request comes from a browser asking for a page.
+/// Whether the request comes from a browser asking for a page (`text/html`, not refused with
+/// `q=0`).
 pub fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(|accept| {
-            accept.split(',').any(|range| {
-                range
-                    .split(';')
-                    .next()
-                    .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/html"))
+    accepts(headers.get(header::ACCEPT), |media| {
+        media.eq_ignore_ascii_case("text/html")
+    })
+}
+
+/// Whether the list `value` (an `Accept` or `Accept-Encoding`) names an entry `wanted` picks
+/// without refusing it (`q=0`).
+fn accepts(value: Option<&HeaderValue>, wanted: impl Fn(&str) -> bool) -> bool {
+    value
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.split(',').any(|entry| {
+                let mut parts = entry.split(';');
+                let name = parts.next().unwrap_or_default().trim();
+                wanted(name) && !parts.any(refuses)
             })
         })
+}
+
+/// Whether a parameter of a list entry is a weight of zero (`q=0`, `Q=0.000`).
+fn refuses(parameter: &str) -> bool {
+    parameter.split_once('=').is_some_and(|(name, weight)| {
+        name.trim().eq_ignore_ascii_case("q")
+            && weight
+                .trim()
+                .parse::<f32>()
+                .is_ok_and(|weight| weight == 0.0)
+    })
+}
+
+/// Whether `If-None-Match` names `etag` (compared weakly, as the header is) or is `*`.
+fn matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .flat_map(|tags| tags.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag.as_bytes())
 }
 
 /// The app's page.
@@ -87,6 +115,14 @@ pub async fn page(headers: HeaderMap) -> Response {
 
 /// A built asset.
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    // Names are flat and hashed. Debug builds read them from disk, where `..` would reach
+    // other built files (the page, with this year-long cache): never a dot segment.
+    if file
+        .split(['/', '\\'])
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file").into_response();
+    }
     serve(&format!("assets/{file}"), &headers, IMMUTABLE)
 }
 
@@ -104,18 +140,20 @@ fn serve(path: &str, headers: &HeaderMap, cache_control: &'static str) -> Respon
         )
         .into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()[..16]));
-    let mut response = if headers.get(header::IF_NONE_MATCH).is_some_and(|tags| {
-        tags.as_bytes()
-            .split(|byte| *byte == b',')
-            .any(|tag| tag.trim_ascii() == etag.as_bytes())
-    }) {
+    let mime = file.metadata.mimetype();
+    let gzipped = accepts_gzip(headers)
+        .then(|| compressed(path, &file.data, mime))
+        .flatten();
+    // Each encoding is its own representation, with its own validator.
+    let hash = hex(&file.metadata.sha256_hash()[..16]);
+    let etag = if gzipped.is_some() {
+        format!("\"{hash}-gzip\"")
+    } else {
+        format!("\"{hash}\"")
+    };
+    let mut response = if matches(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mime = file.metadata.mimetype();
-        let gzipped = accepts_gzip(headers)
-            .then(|| compressed(path, &file.data, mime))
-            .flatten();
         let mut response = match gzipped {
             Some(bytes) => {
                 let mut response = Body::from(bytes).into_response();
@@ -157,24 +195,9 @@ fn content_type(mime: &str) -> String {
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            value.split(',').any(|coding| {
-                let mut parts = coding.split(';');
-                let name = parts.next().unwrap_or_default().trim();
-                // `gzip;q=0` refuses it.
-                let refused = parts.any(|parameter| {
-                    parameter
-                        .trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .is_some_and(|q| q == 0.0)
-                });
-                name.eq_ignore_ascii_case("gzip") && !refused
-            })
-        })
+    accepts(headers.get(header::ACCEPT_ENCODING), |coding| {
+        coding.eq_ignore_ascii_case("gzip")
+    })
 }
 
 /// `data` gzipped, computed once per file; `None` for files not worth it.
@@ -228,6 +251,12 @@ mod tests {
             assert!(!wants_html(&headers(&[(header::ACCEPT, api)])), "{api}");
         }
         assert!(!wants_html(&HeaderMap::new()));
+        for refused in ["text/html;q=0", "text/html; Q=0.0, application/json"] {
+            assert!(
+                !wants_html(&headers(&[(header::ACCEPT, refused)])),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
@@ -244,6 +273,12 @@ mod tests {
             header::ACCEPT_ENCODING,
             "gzip;q=0"
         )])));
+        for refused in ["gzip;Q=0", "gzip; q=0.000", "br, gzip ; q = 0"] {
+            assert!(
+                !accepts_gzip(&headers(&[(header::ACCEPT_ENCODING, refused)])),
+                "{refused}"
+            );
+        }
         assert!(!accepts_gzip(&headers(&[(header::ACCEPT_ENCODING, "br")])));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
@@ -261,5 +296,80 @@ mod tests {
         assert_eq!(unpacked, text);
         assert!(compressed("test/b.js", b"tiny", "text/javascript").is_none());
         assert!(compressed("test/c.png", &[0; 4096], "image/png").is_none());
+    }
+
+    #[test]
+    fn if_none_match_is_compared_weakly_and_star_matches_anything() {
+        let tag = "\"abc\"";
+        for sent in ["\"abc\"", "W/\"abc\"", "\"x\", W/\"abc\"", "*"] {
+            assert!(
+                matches(&headers(&[(header::IF_NONE_MATCH, sent)]), tag),
+                "{sent}"
+            );
+        }
+        for sent in ["\"abcd\"", "\"abc-gzip\"", "abc"] {
+            assert!(
+                !matches(&headers(&[(header::IF_NONE_MATCH, sent)]), tag),
+                "{sent}"
+            );
+        }
+        assert!(!matches(&HeaderMap::new(), tag));
+    }
+
+    #[tokio::test]
+    async fn an_asset_path_never_leaves_the_assets() {
+        let script = Built::iter()
+            .find(|path| path.starts_with("assets/"))
+            .expect("the app is built");
+        let name = script.trim_start_matches("assets/").to_owned();
+        let found = asset(Path(name.clone()), HeaderMap::new()).await;
+        assert_eq!(found.status(), StatusCode::OK);
+        for sneaky in [
+            "../index.html".to_owned(),
+            "./../index.html".to_owned(),
+            format!("./{name}"),
+            "..\\index.html".to_owned(),
+        ] {
+            let refused = asset(Path(sneaky.clone()), HeaderMap::new()).await;
+            assert_eq!(refused.status(), StatusCode::NOT_FOUND, "{sneaky}");
+        }
+    }
+
+    #[test]
+    fn each_encoding_has_its_own_etag() {
+        // A built script: large enough to be compressed.
+        let script = Built::iter()
+            .find(|path| path.ends_with(".js"))
+            .expect("the app is built");
+        let get = |pairs: &[(header::HeaderName, &str)]| serve(&script, &headers(pairs), IMMUTABLE);
+        let etag = |response: &Response| {
+            response
+                .headers()
+                .get(header::ETAG)
+                .and_then(|tag| tag.to_str().ok())
+                .expect("an etag")
+                .to_owned()
+        };
+        let plain = get(&[]);
+        let gzipped = get(&[(header::ACCEPT_ENCODING, "gzip")]);
+        assert_eq!(
+            gzipped.headers().get(header::CONTENT_ENCODING),
+            Some(&HeaderValue::from_static("gzip"))
+        );
+        assert_ne!(etag(&plain), etag(&gzipped));
+        // Each validator revalidates its own encoding, and only that one.
+        for (response, encoding) in [(&plain, "identity"), (&gzipped, "gzip")] {
+            let same = get(&[
+                (header::ACCEPT_ENCODING, encoding),
+                (header::IF_NONE_MATCH, &etag(response)),
+            ]);
+            assert_eq!(same.status(), StatusCode::NOT_MODIFIED, "{encoding}");
+        }
+        let crossed = get(&[
+            (header::ACCEPT_ENCODING, "gzip"),
+            (header::IF_NONE_MATCH, &etag(&plain)),
+        ]);
+        assert_eq!(crossed.status(), StatusCode::OK);
+        assert_eq!(etag(&crossed), etag(&gzipped));
     }
 }
