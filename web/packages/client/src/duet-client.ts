@@ -841,7 +841,9 @@ export class DuetClient extends Emitter<DuetEvents> {
 
   /**
    * The answer to the edit in flight sent again after a welcome with the whole text: an ack
-   * says it was committed before the connection dropped, a refusal that it was not.
+   * at or before the welcome's revision says the welcome's text holds it, a later ack that it
+   * was committed only now (the welcome's text lacks it: the client starts again), a refusal
+   * that it was not committed.
    */
   private probeAnswered(connection: Connection, resync: Resync, message: ServerMessage): void {
     if (message.type === "error" && message.code === "unavailable") {
@@ -853,6 +855,14 @@ export class DuetClient extends Emitter<DuetEvents> {
           this.sendOperation(outstanding, undefined);
         }
       }, this.options.unavailableRetryMs ?? 1_000);
+      return;
+    }
+    if (message.type === "ack" && message.revision > resync.revision) {
+      // Committed only now, as it was sent again: the welcome's text lacks it, and what the
+      // server made of it (transformed past the others' edits) is not known here. Start again:
+      // the next welcome's text holds it, and the same question is answered from the log.
+      this.fullResync = true;
+      this.restart(connection);
       return;
     }
     this.resolveResync(connection, resync, message.type === "ack");

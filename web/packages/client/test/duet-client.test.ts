@@ -424,6 +424,26 @@ describe("resuming", () => {
       expect(alice.events.error ?? []).toEqual([]);
     });
 
+    it("takes its op in flight, committed only as it is sent again, as an edit the welcome lacks", () => {
+      const { server, alice, bob } = room(2);
+      const socket = socketOf(server, alice);
+      socket.uplinkLag = 10_000; // Alice's op is on its way when she has to start again
+      alice.type(1, "X");
+      bob.type(2, "!");
+      wait(100);
+      // A message that does not fit Alice's state: she starts again from the server's text,
+      // and asks about her op by sending it again; the server commits it only then.
+      socket.deliver(JSON.stringify({ type: "op", revision: 99, clientId: "zed", ops: [3] }));
+      wait(15_000);
+      expect(server.text).toBe("aXb!");
+      expect([alice.text, alice.client.text, bob.text]).toEqual(["aXb!", "aXb!", "aXb!"]);
+      expect(alice.client.revision).toBe(server.revision);
+      // Later edits still land where she sees them.
+      alice.type(4, "?");
+      wait(1_000);
+      expect([server.text, alice.text, bob.text]).toEqual(["aXb!?", "aXb!?", "aXb!?"]);
+    });
+
     it("learns that its op in flight was not committed (its resend is refused) and merges it", () => {
       const { server, alice, bob } = room(2);
       alice.type(1, "X");
