@@ -109,7 +109,7 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
   }, []);
 
   useEffect(() => {
-    const token = currentToken();
+    const token = currentToken(roomId);
     const claims = tokenClaims(token);
     // A token's name is the one the server shows the others.
     const shownName = claims.name ?? name;

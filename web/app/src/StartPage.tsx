@@ -2,7 +2,8 @@ import { type FormEvent, useEffect, useState } from "react";
 import { createRoom, fetchLanguages, LANGUAGES, type Language } from "./api";
 import { NameField } from "./NameField";
 import { randomName, storedName, storeName } from "./names";
-import { navigate, roomIdFrom, roomPath } from "./router";
+import { navigate, roomIdFrom, roomPath, tokenFrom } from "./router";
+import { adoptToken } from "./session";
 
 /** `/`: create a room (language, optional starting code) or join one from a link or id. */
 export function StartPage() {
@@ -43,6 +44,11 @@ export function StartPage() {
     if (roomId === undefined) {
       setError("That is neither a room link nor a room id.");
       return;
+    }
+    // A pasted share link's token goes with it, kept for its room.
+    const token = tokenFrom(link);
+    if (token !== undefined) {
+      adoptToken(token);
     }
     storeName(name);
     navigate(roomPath(roomId));

@@ -16,9 +16,10 @@ export class HttpError extends Error {
   }
 }
 
-function headers(json: boolean): Record<string, string> {
+/** The headers of a call, with the token for `roomId` (or for every room, without one). */
+function headers(json: boolean, roomId?: string): Record<string, string> {
   const result: Record<string, string> = { accept: "application/json" };
-  const token = currentToken();
+  const token = currentToken(roomId);
   if (token) {
     result["authorization"] = `Bearer ${token}`;
   }
@@ -28,10 +29,10 @@ function headers(json: boolean): Record<string, string> {
   return result;
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown, roomId?: string): Promise<T> {
   const response = await fetch(path, {
     method,
-    headers: headers(body !== undefined),
+    headers: headers(body !== undefined, roomId),
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   if (!response.ok) {
@@ -100,7 +101,7 @@ export interface RoomView {
 /** `GET /rooms/{id}`, or with `revision` the room as it was then (404 `revision_not_found`, 410 `revision_gone`). */
 export function fetchRoom(roomId: string, revision?: number): Promise<RoomView> {
   const query = revision === undefined ? "" : `?revision=${revision}`;
-  return request<RoomView>("GET", `/rooms/${encodeURIComponent(roomId)}${query}`);
+  return request<RoomView>("GET", `/rooms/${encodeURIComponent(roomId)}${query}`, undefined, roomId);
 }
 
 export interface CommittedOperation {
@@ -119,5 +120,10 @@ export interface HistoryPage {
 
 /** `GET /rooms/{id}/history?from=F&to=T`: the operations after revision `from`, up to `to`, a page at a time. */
 export function fetchHistory(roomId: string, from: number, to: number): Promise<HistoryPage> {
-  return request<HistoryPage>("GET", `/rooms/${encodeURIComponent(roomId)}/history?from=${from}&to=${to}`);
+  return request<HistoryPage>(
+    "GET",
+    `/rooms/${encodeURIComponent(roomId)}/history?from=${from}&to=${to}`,
+    undefined,
+    roomId,
+  );
 }

@@ -45,6 +45,16 @@ export function roomIdFrom(input: string): string | undefined {
   return /^[A-Za-z0-9_-]+$/.test(trimmed) ? trimmed : undefined;
 }
 
+/** The token in a pasted share link (`…?token=…`), if it has one. */
+export function tokenFrom(input: string): string | undefined {
+  try {
+    const token = new URL(input.trim()).searchParams.get("token");
+    return token === null || token === "" ? undefined : token;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The path of a room's page. */
 export function roomPath(roomId: string): string {
   return `/r/${encodeURIComponent(roomId)}`;

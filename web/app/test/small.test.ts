@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { HttpError } from "../src/api";
 import { revisionError } from "../src/History";
 import { loadLanguage } from "../src/languages";
-import { roomIdFrom, roomIdOfPath, roomPath } from "../src/router";
-import { tokenClaims } from "../src/session";
+import { roomIdFrom, roomIdOfPath, roomPath, tokenFrom } from "../src/router";
+import { roomOfToken, tokenClaims, tokenFor, tokensFrom } from "../src/session";
 
 const ROOM = "6f1c2a3b-0000-4000-8000-000000000001";
 
@@ -44,6 +44,40 @@ describe("tokens", () => {
     expect(tokenClaims("not-a-token")).toEqual({});
     expect(tokenClaims("a.%%%.c")).toEqual({});
     expect(tokenClaims(undefined)).toEqual({});
+  });
+
+  it("keeps each token for the room it names, and a token for every room for the rest", () => {
+    const viewer = encode({ sub: "link:a", role: "viewer", room: ROOM });
+    const everywhere = encode({ sub: "you", role: "owner", room: "*" });
+    const roomless = encode({ sub: "old", role: "editor" });
+    expect([roomOfToken(viewer), roomOfToken(everywhere), roomOfToken(roomless)]).toEqual([ROOM, "*", "*"]);
+    const kept = new Map([
+      [ROOM, viewer],
+      ["*", everywhere],
+    ]);
+    expect(tokenFor(kept, ROOM)).toBe(viewer);
+    expect(tokenFor(kept, "another-room")).toBe(everywhere);
+    expect(tokenFor(kept)).toBe(everywhere);
+    expect(tokenFor(new Map([[ROOM, viewer]]), "another-room")).toBeUndefined();
+    expect(tokenFor(new Map([[ROOM, viewer]]))).toBeUndefined();
+  });
+
+  it("reads back only well-formed stored tokens, whatever the room ids", () => {
+    const stored = JSON.parse(JSON.stringify([[ROOM, "t1"], ["__proto__", "t2"], ["x", ""], [1, "t3"], "junk", ["y"]]));
+    expect([...tokensFrom(stored)]).toEqual([
+      [ROOM, "t1"],
+      ["__proto__", "t2"],
+    ]);
+    expect(tokensFrom({ [ROOM]: "t1" }).size).toBe(0);
+    expect(tokensFrom(null).size).toBe(0);
+  });
+
+  it("takes the token out of a pasted share link", () => {
+    expect(tokenFrom(`https://duet.example/r/${ROOM}?token=abc.def.ghi`)).toBe("abc.def.ghi");
+    expect(tokenFrom(` http://127.0.0.1:8000/r/${ROOM}?readonly=1&token=t#x `)).toBe("t");
+    expect(tokenFrom(`https://duet.example/r/${ROOM}`)).toBeUndefined();
+    expect(tokenFrom(`https://duet.example/r/${ROOM}?token=`)).toBeUndefined();
+    expect(tokenFrom(ROOM)).toBeUndefined();
   });
 });
 

@@ -1,5 +1,6 @@
 // The Duet web app as two people use it, in Chromium, against a real duet-server.
 
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { expect, type Locator, type Page, test } from '@playwright/test';
 import WebSocket from 'ws';
@@ -257,4 +258,58 @@ test('a phone-width page does everything with the keyboard alone', async ({ brow
     .toBe('python');
   expect(await overflows(page)).toBe(false);
   await page.close();
+});
+
+/** An HS256 token, as a team's backend would mint one with the server's secret. */
+function sign(secret: string, claims: Record<string, unknown>): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+test('share links: a viewer watches one room and, in the same tab, edits another', async ({ page }) => {
+  const secret = 'a test secret of the browser tests, 32 bytes or more';
+  await server.stop();
+  server = await DuetServer.start({ DUET_AUTH_SECRET: secret });
+  const owner = sign(secret, { sub: 'owner', room: '*', role: 'owner', exp: Math.floor(Date.now() / 1000) + 600 });
+  const watched = await server.createRoom({ code: 'watch me' }, owner);
+  const edited = await server.createRoom({ code: 'edit me' }, owner);
+  const share = async (room: string, role: string) => {
+    const response = await fetch(`${server.url}/rooms/${room}/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ role }),
+    });
+    expect(response.status).toBe(201);
+    return ((await response.json()) as { token: string }).token;
+  };
+  const viewerLink = `${server.url}/r/${watched}?token=${await share(watched, 'viewer')}`;
+  const editorLink = `${server.url}/r/${edited}?token=${await share(edited, 'editor')}`;
+  await page.addInitScript(() => window.localStorage.setItem('duet.name', 'Guest'));
+
+  // The viewer's link: the room shows, read-only, and the token leaves the address.
+  await page.goto(viewerLink);
+  await expect(page.getByTestId('connection-state')).toHaveText(/connected/i);
+  await expect(page.getByText('Your link lets you watch this room, not edit it.')).toBeVisible();
+  expect(page.url()).toBe(`${server.url}/r/${watched}`);
+  await page.locator('.cm-content').click();
+  await page.keyboard.insertText('!');
+  expect(await editorText(page)).toBe('watch me');
+
+  // The editor's link pasted into the start page of the same tab: that room, editable.
+  await page.goto(`${server.url}/`);
+  await page.getByLabel('Room link or id').fill(editorLink);
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page).toHaveURL(`${server.url}/r/${edited}`);
+  await expect(page.getByTestId('connection-state')).toHaveText(/connected/i);
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+End');
+  await page.keyboard.insertText('!');
+  await expect.poll(() => server.code(edited, owner)).toBe('edit me!');
+
+  // Back to the first room in the same tab, with no token in the address: still its viewer.
+  await page.goto(`${server.url}/r/${watched}`);
+  await expect(page.getByTestId('connection-state')).toHaveText(/connected/i);
+  await expect(page.getByText('Your link lets you watch this room, not edit it.')).toBeVisible();
+  expect(await server.code(watched, owner)).toBe('watch me');
 });
