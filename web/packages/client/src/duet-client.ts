@@ -86,6 +86,8 @@ export interface DuetClientOptions {
    * `GET /rooms/{roomId}` with the token. Default: the global `fetch`; `null` never asks.
    */
   fetch?: ((url: string, init: { headers: Record<string, string> }) => Promise<{ status: number; json(): Promise<unknown> }>) | null;
+  /** How long that question may go unanswered before the client tries again anyway. Default 10,000 ms. */
+  whyRefusedTimeoutMs?: number;
   /** Where to learn that the device is offline. Default: `navigator.onLine` and the `online` event, when there are. */
   network?: NetworkMonitor | null;
 }
@@ -532,16 +534,27 @@ export class DuetClient extends Emitter<DuetEvents> {
     }
     let status: number | undefined;
     let reason = "";
+    // A stalled network must not leave the client waiting for good: past the timeout, the
+    // question counts as unanswered.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no answer")), this.options.whyRefusedTimeoutMs ?? 10_000);
+    });
     try {
-      const response = await fetcher(
-        `${serverUrl(this.options.url, "http")}/rooms/${encodeURIComponent(this.options.roomId)}`,
-        { headers },
-      );
-      status = response.status;
-      const body = (await response.json().catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
-      reason = typeof body?.error?.code === "string" ? body.error.code : "";
+      const answer = (async () => {
+        const response = await fetcher(
+          `${serverUrl(this.options.url, "http")}/rooms/${encodeURIComponent(this.options.roomId)}`,
+          { headers },
+        );
+        const body = (await response.json().catch(() => undefined)) as { error?: { code?: unknown } } | undefined;
+        return { status: response.status, reason: typeof body?.error?.code === "string" ? body.error.code : "" };
+      })();
+      answer.catch(() => undefined);
+      ({ status, reason } = await Promise.race([answer, timedOut]));
     } catch {
-      // The server did not answer at all: a network failure, worth retrying.
+      // The server did not answer at all, or not in time: a network failure, worth retrying.
+    } finally {
+      clearTimeout(timer);
     }
     if (this.closedForGood || this.connection !== undefined || this.reconnectTimer !== undefined) {
       return;

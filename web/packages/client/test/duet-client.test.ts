@@ -597,6 +597,27 @@ describe("reconnecting", () => {
     }
   });
 
+  it("tries again when the question why an upgrade failed goes unanswered", async () => {
+    const server = new FakeServer();
+    server.down = true;
+    let asked = 0;
+    const alice = join(server, {
+      whyRefusedTimeoutMs: 2_000,
+      fetch: () => {
+        asked += 1;
+        return new Promise(() => undefined); // a stalled network: never answered
+      },
+    });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(asked).toBeGreaterThan(3);
+    expect(server.sockets.length).toBe(asked);
+    expect(alice.lastStatus?.state).toBe("reconnecting");
+    // Once the server is back, the next attempt gets in.
+    server.down = false;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(alice.lastStatus?.state).toBe("connected");
+  });
+
   it("asks the server over HTTP why an upgrade failed when the WebSocket does not say (browsers)", async () => {
     const server = new FakeServer();
     server.down = true;
