@@ -71,17 +71,19 @@ export function predictServerDiff(before: string, after: string): TextOperation 
   // The insert follows the delete, and slides on over the kept text while the character after
   // it is its own first: each step moves that character from its start to its end.
   const kept = Array.from(before.slice(before.length - suffix));
+  // After `slid` steps the insert is rotated by `slid`: its first character is `slid % n`.
+  const n = inserted.length;
   let slid = 0;
   let slidUnits = 0;
-  while (slid < kept.length && inserted[0] === kept[slid]) {
-    inserted.push(inserted.shift()!);
+  while (slid < kept.length && inserted[slid % n] === kept[slid]) {
     slidUnits += kept[slid]!.length;
     slid++;
   }
+  const turn = slid % n;
   return new TextOperation()
     .retain(prefix)
     .delete(removed.length)
     .retain(slidUnits)
-    .insert(inserted.join(""))
+    .insert([...inserted.slice(turn), ...inserted.slice(0, turn)].join(""))
     .retain(suffix - slidUnits);
 }
