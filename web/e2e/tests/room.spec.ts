@@ -313,3 +313,16 @@ test('share links: a viewer watches one room and, in the same tab, edits another
   await expect(page.getByText('Your link lets you watch this room, not edit it.')).toBeVisible();
   expect(await server.code(watched, owner)).toBe('watch me');
 });
+
+test('a room whose code cannot be loaded says so and offers a reload', async ({ page }) => {
+  const room = await server.createRoom({ code: 'x' });
+  await page.addInitScript(() => window.localStorage.setItem('duet.name', 'Ada'));
+  // The room page's own script fails to arrive, as when offline or after an update.
+  await page.route(/\/assets\/RoomPage-[^/]+\.js$/, (route) => route.abort());
+  await page.goto(`${server.url}/r/${room}`);
+  await expect(page.getByRole('alert')).toContainText('could not be loaded');
+  await page.unroute(/\/assets\/RoomPage-[^/]+\.js$/);
+  await page.getByRole('button', { name: 'Reload' }).click();
+  await expect(page.getByTestId('connection-state')).toHaveText(/connected/i);
+  expect(await editorText(page)).toBe('x');
+});
