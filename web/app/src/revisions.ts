@@ -4,7 +4,8 @@
  * Texts are kept as they are seen: each revision the client reaches while all its edits are
  * acknowledged (then its text is the server's at that revision), and each one loaded. A revision
  * not kept is rebuilt from the nearest kept one before it by replaying the operations between
- * (`GET /rooms/{id}/history`, page by page), when that is a short way; otherwise, or when the
+ * (`GET /rooms/{id}/history`, page by page), when that is a short way for a text of its size;
+ * otherwise, or when the
  * replay fails, the server rebuilds it (`GET /rooms/{id}?revision=R`). What is kept is bounded by
  * the total length of its texts, the least recently used going first, so that a large room does
  * not fill the tab's memory.
@@ -28,6 +29,12 @@ export interface Revision {
 
 /** How many operations are worth replaying rather than asking for the text itself. */
 export const REPLAY_LIMIT = 500;
+/**
+ * The most text a replay may copy, in UTF-16 code units: each operation applied copies the
+ * whole text, so a large room's text is asked for rather than replayed (a 4 MB room replays at
+ * most five operations, a 40 kB one the full `REPLAY_LIMIT`).
+ */
+export const REPLAY_COPY_LIMIT = 20_000_000;
 /** The most UTF-16 code units of text kept (32 MB or so). */
 export const DEFAULT_BUDGET = 16_000_000;
 
@@ -88,7 +95,11 @@ export class RevisionTexts {
       return found;
     }
     const start = this.nearestBefore(revision);
-    if (start !== undefined && revision - start.revision <= REPLAY_LIMIT) {
+    if (
+      start !== undefined &&
+      revision - start.revision <= REPLAY_LIMIT &&
+      (revision - start.revision) * Math.max(start.code.length, 1) <= REPLAY_COPY_LIMIT
+    ) {
       try {
         return await this.replay(start, revision);
       } catch {

@@ -7,7 +7,7 @@
 import { TextOperation } from "@duet/client";
 import { describe, expect, it } from "vitest";
 import { HttpError, type HistoryPage, type RoomView } from "../src/api";
-import { REPLAY_LIMIT, type RevisionSource, RevisionTexts } from "../src/revisions";
+import { REPLAY_COPY_LIMIT, REPLAY_LIMIT, type RevisionSource, RevisionTexts } from "../src/revisions";
 
 /** A room whose revision r holds "0 1 2 … r" (each operation appends " r"), served as the server would. */
 class FakeRoom implements RevisionSource {
@@ -50,6 +50,19 @@ class FakeRoom implements RevisionSource {
 }
 
 describe("revision texts", () => {
+  it("asks for a large text rather than replay many operations over it", async () => {
+    const room = new FakeRoom(10);
+    const texts = new RevisionTexts(room);
+    const large = "x".repeat(REPLAY_COPY_LIMIT / 5);
+    texts.remember({ revision: 2, code: large });
+    await texts.load(8); // six operations over the large text would copy too much
+    expect(room.calls).toEqual(["room 8"]);
+    room.calls.length = 0;
+    texts.remember({ revision: 6, code: room.text(6) });
+    await texts.load(7); // one operation over a small text: replayed
+    expect(room.calls).toEqual(["history 6..7"]);
+  });
+
   it("serves a kept revision without asking the server", async () => {
     const room = new FakeRoom(10);
     const texts = new RevisionTexts(room);
