@@ -821,7 +821,9 @@ export class DuetClient extends Emitter<DuetEvents> {
     // Resumed: the operations missed since `since`, own ones acknowledging.
     const ot = this.ot;
     for (const missed of message.ops ?? []) {
-      const own = missed.clientId === message.clientId;
+      // This client's edits are its own under the id it had too: a resume it could not prove
+      // gives it a new id, and its edits committed meanwhile carry the old one.
+      const own = missed.clientId === message.clientId || missed.clientId === previousClientId;
       if (own) {
         const seq = ot.outstanding?.seq;
         ot.catchUp(missed.revision, true, missed.ops);

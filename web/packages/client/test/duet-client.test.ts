@@ -333,6 +333,26 @@ describe("resuming", () => {
     expect(alice.events.ack?.map((ack) => ack.seq)).toEqual([1, 2]);
   });
 
+  it("takes its own edits under the id it had as its own when a resume gives it a new id", () => {
+    const { server, alice, bob } = room(2);
+    const before = alice.client.clientId!;
+    const socket = socketOf(server, alice);
+    socket.lag = 5_000; // the ack of her edit is on its way when the connection drops
+    alice.type(1, "X");
+    vi.advanceTimersByTime(5_100); // the edit reached the server and was committed
+    expect(server.text).toBe("aXb");
+    server.forgetResumeToken(before);
+    socket.drop();
+    bob.type(3, "!");
+    wait(5_000);
+    // A new id, with the operations missed since her revision: her own edit among them.
+    expect(alice.client.clientId).not.toBe(before);
+    expect(alice.events.welcome?.at(-1)?.resumed).toBe(true);
+    expect(server.text).toBe("aXb!");
+    expect([alice.text, alice.client.text, bob.text]).toEqual(["aXb!", "aXb!", "aXb!"]);
+    expect(alice.client.pendingEdits).toBe(0);
+  });
+
   it("takes a second ack of an edit (a resend that crossed its ack) in its stride", () => {
     const { server, alice } = room();
     alice.type(1, "X");

@@ -162,10 +162,8 @@ export class FakeServer {
     const resumeToken = query.get("resumeToken");
     const known = clientId === null ? undefined : this.clients.get(clientId);
     const connected = [...this.members].some((member) => member.clientId === clientId);
-    let resumed = false;
-    if (clientId !== null && known !== undefined && known.token === resumeToken) {
-      resumed = true;
-    } else if (clientId === null || connected || (known !== undefined && known.lastSeq > 0)) {
+    const proved = clientId !== null && known !== undefined && known.token === resumeToken;
+    if (clientId === null || (!proved && (connected || (known !== undefined && known.lastSeq > 0)))) {
       clientId = `client-${this.nextClient++}`;
     }
     if (!this.clients.has(clientId)) {
@@ -196,7 +194,9 @@ export class FakeServer {
       revision: this.revision,
       language: this.language,
     };
-    if (resumed && since !== null && Number(since) >= this.oldestRevision && Number(since) <= this.revision) {
+    // As duet-server does: the operations since `since` whenever it still has them, whether or
+    // not the client proved its id (one that could not is a new client, told so by its id).
+    if (since !== null && Number(since) >= this.oldestRevision && Number(since) <= this.revision) {
       welcome["ops"] = this.history
         .filter((committed) => committed.revision > Number(since))
         .map((committed) => ({ revision: committed.revision, clientId: committed.clientId, ops: committed.ops }));
@@ -213,6 +213,14 @@ export class FakeServer {
       }
     }
     this.flush();
+  }
+
+  /** Forgets the resume token it gave `clientId`, as a server whose key changed would. */
+  forgetResumeToken(clientId: string): void {
+    const known = this.clients.get(clientId);
+    if (known !== undefined) {
+      known.token = `forgotten-${this.nextClient++}`;
+    }
   }
 
   /** A frame from an older connection of `clientId` that is gone, so that its answers are lost. */
