@@ -316,14 +316,21 @@ pub async fn get_room(
     caller.require(id, Role::Viewer)?;
     let room = match read_query(query)?.revision {
         None => state.rooms.get(id).await?,
-        // The current revision, or one past it, costs no replay: answered without a turn.
-        Some(revision) if revision >= state.rooms.get(id).await?.revision() => {
-            state.rooms.at_revision(id, revision).await?
-        }
         Some(revision) => {
-            // The semaphore is never closed; were it, the rebuild would run without a turn.
-            let _turn = state.rebuilds.acquire().await;
-            state.rooms.at_revision(id, revision).await?
+            let current = state.rooms.get(id).await?;
+            if revision == current.revision() {
+                current
+            } else {
+                // An older revision is rebuilt by replaying the log, so it waits for a turn; a
+                // later one is refused at once. (The semaphore is never closed; were it, the
+                // rebuild would run without a turn.)
+                let _turn = if revision < current.revision() {
+                    Some(state.rebuilds.acquire().await)
+                } else {
+                    None
+                };
+                state.rooms.at_revision(id, revision).await?
+            }
         }
     };
     Ok(Json(room.into()))
