@@ -24,6 +24,10 @@ use crate::rooms::{GetRoomError, Rooms};
 /// How many operations are read from the store at once while a revision is rebuilt: memory
 /// stays bounded however far the replay goes.
 const REPLAY_PAGE: usize = 1000;
+/// The most a page read from the store may hold (in [`stored_size`](crate::ports::stored_size) bytes), for a history page
+/// and for each step of a replay, beyond its first operation: a thousand large operations would
+/// otherwise be read into memory at once.
+pub const PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// A page of a room's history: committed operations, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +147,7 @@ impl Rooms {
         }
         let mut operations = match self
             .repository()
-            .operations_between(id, from, to, limit.max(1))
+            .operations_between(id, from, to, limit.max(1), PAGE_BYTES)
             .await
         {
             Ok(operations) => operations,
@@ -237,7 +241,7 @@ impl Rooms {
         let mut updated_at = None;
         while document.revision() < revision {
             let page = match repository
-                .operations_between(id, document.revision(), revision, REPLAY_PAGE)
+                .operations_between(id, document.revision(), revision, REPLAY_PAGE, PAGE_BYTES)
                 .await
             {
                 Ok(page) => page,
@@ -293,7 +297,7 @@ impl Rooms {
         };
         match self
             .repository()
-            .operations_between(id, before, revision, 1)
+            .operations_between(id, before, revision, 1, usize::MAX)
             .await
         {
             Ok(operations) => Ok(operations
@@ -333,10 +337,18 @@ mod tests {
     /// 0 on, with the room, its store and its use cases. Its snapshot is refreshed every 2
     /// operations.
     async fn edited(edits: &[&str]) -> (Rooms, Arc<InMemoryRoomRepository>, RoomId, Vec<String>) {
+        edited_with(LiveSettings::default(), edits).await
+    }
+
+    /// [`edited`], with the room held to `settings` (but for its snapshots' frequency).
+    async fn edited_with(
+        settings: LiveSettings,
+        edits: &[&str],
+    ) -> (Rooms, Arc<InMemoryRoomRepository>, RoomId, Vec<String>) {
         let repository = Arc::new(InMemoryRoomRepository::default());
         let settings = LiveSettings {
             snapshot_every: 2,
-            ..LiveSettings::default()
+            ..settings
         };
         let rooms =
             Rooms::with_settings(repository.clone(), Arc::new(Ticking::default()), settings);
@@ -397,6 +409,47 @@ mod tests {
         for (from, to) in [(3, Some(3)), (5, None), (0, Some(0))] {
             let empty = rooms.history(id, from, to, 10).await.expect("read");
             assert_eq!((empty.operations.len(), empty.next_from), (0, None));
+        }
+    }
+
+    #[tokio::test]
+    async fn large_operations_make_shorter_pages_and_still_rebuild() {
+        // Ten operations of a mebibyte each: a page holds what fits in PAGE_BYTES.
+        let large: Vec<String> = (0..10u8)
+            .map(|index| char::from(b'a' + index).to_string().repeat(1 << 20))
+            .collect();
+        let edits: Vec<&str> = large.iter().map(String::as_str).collect();
+        let settings = LiveSettings {
+            max_room_bytes: 16 << 20,
+            ..LiveSettings::default()
+        };
+        let (rooms, _, id, texts) = edited_with(settings, &edits).await;
+        assert_eq!(texts.len(), 11);
+        let mut pages = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = rooms.history(id, from, None, 1000).await.expect("read");
+            let bytes: usize = page
+                .operations
+                .iter()
+                .map(|operation| crate::ports::stored_size(&operation.operation))
+                .sum();
+            assert!(page.operations.len() == 1 || bytes <= PAGE_BYTES, "{bytes}");
+            pages.push(revisions(&page));
+            match page.next_from {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        assert!(pages.len() > 1, "{pages:?}");
+        assert_eq!(pages.concat(), (1..=10).collect::<Vec<u64>>());
+        // A replay reads the log in pieces of the same size and rebuilds every revision.
+        for revision in [0, 7, 9] {
+            let room = rooms.at_revision(id, revision).await.expect("rebuilt");
+            assert_eq!(
+                room.code(),
+                texts[usize::try_from(revision).expect("small")]
+            );
         }
     }
 
@@ -554,7 +607,7 @@ mod tests {
         };
         repository
             .expect_operations_between()
-            .returning(move |room, after, _, _| {
+            .returning(move |room, after, _, _, _| {
                 Err(RepositoryError::Unreadable {
                     room,
                     revision: 2,

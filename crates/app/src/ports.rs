@@ -45,6 +45,14 @@ pub struct RecordedSubmission {
     pub digest: Option<u64>,
 }
 
+/// About how many bytes an operation takes in a store: the text it inserts, and a few bytes
+/// for each of its components (a store that keeps its JSON form may count that instead). Pages
+/// of a log are held to a number of these, so that a page of large operations stays small.
+#[must_use]
+pub fn stored_size(operation: &duet_domain::TextOperation) -> usize {
+    operation.inserted_bytes() + 8 * operation.components().len()
+}
+
 /// Where rooms are kept.
 #[cfg_attr(any(test, feature = "test-support"), mockall::automock)]
 #[async_trait]
@@ -99,8 +107,9 @@ pub trait RoomRepository: Send + Sync {
     ) -> Result<Vec<CommittedOperation>, RepositoryError>;
 
     /// A page of a room's log: its operations with revisions after `after` and up to `up_to`
-    /// (`after < revision <= up_to`), oldest first, at most `limit` of them; nothing for a room
-    /// that does not exist. The log is append-only below a room's current revision (only
+    /// (`after < revision <= up_to`), oldest first, at most `limit` of them, and no more than
+    /// fit in `max_bytes` of their stored form (see [`stored_size`]), though always the first;
+    /// nothing for a room that does not exist. The log is append-only below a room's current revision (only
     /// quarantine, which moves a damaged tail away, and deleting the room remove rows), so a
     /// page read once reads the same again.
     ///
@@ -113,6 +122,7 @@ pub trait RoomRepository: Send + Sync {
         after: u64,
         up_to: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<CommittedOperation>, RepositoryError>;
 
     /// The code the room was created with, kept for good while its snapshot moves on, so

@@ -138,10 +138,20 @@ impl RoomRepository for InMemoryRoomRepository {
         after: u64,
         up_to: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         let mut operations = self.operations_since(room, after).await?;
         operations.retain(|operation| operation.revision <= up_to);
         operations.truncate(limit);
+        let mut total = 0usize;
+        let fit = operations
+            .iter()
+            .take_while(|operation| {
+                total = total.saturating_add(crate::ports::stored_size(&operation.operation));
+                total <= max_bytes
+            })
+            .count();
+        operations.truncate(fit.max(1));
         Ok(operations)
     }
 
@@ -480,7 +490,7 @@ pub mod contract {
         let id = room.id();
         let page = |after: u64, up_to: u64, limit: usize| async move {
             repository
-                .operations_between(id, after, up_to, limit)
+                .operations_between(id, after, up_to, limit, usize::MAX)
                 .await
                 .expect("read")
         };
@@ -504,12 +514,47 @@ pub mod contract {
         for id in [other.id(), RoomId::generate()] {
             assert!(
                 repository
-                    .operations_between(id, 0, 5, 10)
+                    .operations_between(id, 0, 5, 10, usize::MAX)
                     .await
                     .expect("read")
                     .is_empty()
             );
         }
+    }
+
+    pub async fn a_page_of_the_log_is_held_to_a_size(repository: &dyn RoomRepository) {
+        let room = room("");
+        repository.insert(&room).await.expect("inserted");
+        // Five operations of about 1,000 bytes each, whatever a store counts exactly.
+        let big = "é".repeat(500);
+        let operations: Vec<CommittedOperation> = (1..=5)
+            .map(|revision| {
+                let mut operation = operation(revision, "alice", revision, "");
+                operation.operation = TextOperation::new()
+                    .retain(usize::try_from(revision - 1).expect("small") * 500)
+                    .insert(&big);
+                operation
+            })
+            .collect();
+        repository
+            .append(room.id(), &operations, None)
+            .await
+            .expect("appended");
+        let id = room.id();
+        let page = |after: u64, limit: usize, max_bytes: usize| async move {
+            repository
+                .operations_between(id, after, 5, limit, max_bytes)
+                .await
+                .expect("read")
+        };
+        assert_eq!(page(0, 10, 2_500).await, operations[..2]);
+        assert_eq!(page(2, 10, 3_500).await, operations[2..5]);
+        // The count still holds, and the first operation comes whatever its size.
+        assert_eq!(page(0, 1, 2_500).await, operations[..1]);
+        assert_eq!(page(3, 10, 10).await, operations[3..4]);
+        assert_eq!(page(0, 10, 0).await, operations[..1]);
+        assert_eq!(page(0, 10, usize::MAX).await, operations);
+        assert!(page(5, 10, 10).await.is_empty());
     }
 
     pub async fn the_initial_code_outlives_every_snapshot(repository: &dyn RoomRepository) {
@@ -740,6 +785,12 @@ macro_rules! room_repository_contract {
             async fn a_page_of_the_log_is_read_between_two_revisions() {
                 let Some(fixture) = $make().await else { return };
                 contract::a_page_of_the_log_is_read_between_two_revisions(&*fixture).await;
+            }
+
+            #[tokio::test]
+            async fn a_page_of_the_log_is_held_to_a_size() {
+                let Some(fixture) = $make().await else { return };
+                contract::a_page_of_the_log_is_held_to_a_size(&*fixture).await;
             }
 
             #[tokio::test]

@@ -502,6 +502,7 @@ impl RoomRepository for SqlRoomRepository {
         after: u64,
         up_to: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         // No stored revision is past i64::MAX, so bounds past it are as good as it; so is a
         // limit past it (SQL's LIMIT is a signed 64-bit integer).
@@ -516,12 +517,47 @@ impl RoomRepository for SqlRoomRepository {
         }
         const MOST: u64 = i64::MAX.unsigned_abs();
         let limit = u64::try_from(limit).unwrap_or(MOST).min(MOST);
-        let rows = Operations::find()
-            .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
-            .filter(operation_entity::Column::Revision.gt(after))
+        let range = || {
+            Operations::find()
+                .filter(operation_entity::Column::RoomId.eq(*room.as_uuid()))
+                .filter(operation_entity::Column::Revision.gt(after))
+                .order_by_asc(operation_entity::Column::Revision)
+                .limit(limit)
+        };
+        // Held to `max_bytes`: the sizes of the page's rows first (their stored JSON, in
+        // bytes), then only the rows that fit, so large operations are never all read at once.
+        let up_to = if max_bytes == usize::MAX {
+            up_to
+        } else {
+            let size = match self.connection.get_database_backend() {
+                DbBackend::Sqlite => "LENGTH(CAST(\"operation\" AS BLOB))",
+                _ => "CAST(OCTET_LENGTH(\"operation\") AS BIGINT)",
+            };
+            let sizes: Vec<(i64, i64)> = range()
+                .filter(operation_entity::Column::Revision.lte(up_to))
+                .select_only()
+                .column(operation_entity::Column::Revision)
+                .column_as(Expr::cust(size), "size")
+                .into_tuple()
+                .all(&self.connection)
+                .await
+                .map_err(unavailable)?;
+            let mut total = 0usize;
+            let mut last = None;
+            for (revision, size) in sizes {
+                total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+                if last.is_some() && total > max_bytes {
+                    break;
+                }
+                last = Some(revision);
+            }
+            match last {
+                Some(last) => last,
+                None => return Ok(Vec::new()),
+            }
+        };
+        let rows = range()
             .filter(operation_entity::Column::Revision.lte(up_to))
-            .order_by_asc(operation_entity::Column::Revision)
-            .limit(limit)
             .all(&self.connection)
             .await
             .map_err(unavailable)?;

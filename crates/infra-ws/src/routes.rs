@@ -422,7 +422,8 @@ impl From<HistoryPage> for History {
         ("to" = Option<u64>, Query, minimum = 0, description = "The last revision of the range \
             (included); default the room's current revision"),
         ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "The most \
-            operations in the page: 1 to 1,000, default 500"),
+            operations in the page: 1 to 1,000, default 500. A page of large operations ends \
+            early (about 8 MiB), with `nextFrom`; it always holds at least one"),
     ),
     responses(
         (status = 200, description = "The page", body = History),
@@ -886,6 +887,7 @@ mod tests {
             after: u64,
             up_to: u64,
             limit: usize,
+            max_bytes: usize,
         ) -> Result<Vec<CommittedOperation>, RepositoryError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.gate
@@ -894,7 +896,7 @@ mod tests {
                 .expect("the gate stays open")
                 .forget();
             self.store
-                .operations_between(room, after, up_to, limit)
+                .operations_between(room, after, up_to, limit, max_bytes)
                 .await
         }
         async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {

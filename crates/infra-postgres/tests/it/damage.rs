@@ -49,7 +49,10 @@ async fn check_an_unreadable_row_is_reported_with_what_precedes_it(database: Tes
         other => panic!("expected the damage to be reported, got {other:?}"),
     }
     // A page of the history stops at it the same way; one that does not reach it is whole.
-    match repository.operations_between(room.id(), 0, 3, 10).await {
+    match repository
+        .operations_between(room.id(), 0, 3, 10, usize::MAX)
+        .await
+    {
         Err(RepositoryError::Unreadable {
             revision, readable, ..
         }) => {
@@ -60,7 +63,7 @@ async fn check_an_unreadable_row_is_reported_with_what_precedes_it(database: Tes
     }
     assert_eq!(
         repository
-            .operations_between(room.id(), 2, 3, 10)
+            .operations_between(room.id(), 2, 3, 10, usize::MAX)
             .await
             .expect("readable"),
         operations[2..]

@@ -454,6 +454,7 @@ impl RoomRepository for HangingRepository {
         _after: u64,
         _up_to: u64,
         _limit: usize,
+        _max_bytes: usize,
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         std::future::pending().await
     }

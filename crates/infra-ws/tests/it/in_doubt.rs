@@ -70,9 +70,10 @@ impl RoomRepository for LosesCommits {
         after: u64,
         up_to: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<CommittedOperation>, RepositoryError> {
         self.store
-            .operations_between(room, after, up_to, limit)
+            .operations_between(room, after, up_to, limit, max_bytes)
             .await
     }
     async fn initial_code(&self, room: RoomId) -> Result<Option<String>, RepositoryError> {
