@@ -45,14 +45,30 @@ export function roomIdFrom(input: string): string | undefined {
   return /^[A-Za-z0-9_-]+$/.test(trimmed) ? trimmed : undefined;
 }
 
-/** The token in a pasted share link (`…?token=…`), if it has one. */
+/**
+ * The token in a share link, if it has one: in its fragment (`#token=…`, which browsers never
+ * send to the server, so no log keeps it) or in its query (`?token=…`).
+ */
 export function tokenFrom(input: string): string | undefined {
   try {
-    const token = new URL(input.trim()).searchParams.get("token");
+    const url = new URL(input.trim());
+    const token = new URLSearchParams(url.hash.slice(1)).get("token") ?? url.searchParams.get("token");
     return token === null || token === "" ? undefined : token;
   } catch {
     return undefined;
   }
+}
+
+/** `address` with any token taken out of its query and its fragment. */
+export function withoutToken(address: string): string {
+  const url = new URL(address);
+  url.searchParams.delete("token");
+  const fragment = new URLSearchParams(url.hash.slice(1));
+  if (fragment.has("token")) {
+    fragment.delete("token");
+    url.hash = fragment.toString();
+  }
+  return `${url.pathname}${url.search}${url.hash}`;
 }
 
 /** The path of a room's page. */

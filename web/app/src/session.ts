@@ -1,11 +1,13 @@
 /**
- * The page's tokens: a share link's `?token=` is taken out of the address (so that it is not
- * copied, bookmarked or shown along with it) and kept in sessionStorage, for this tab only, so
- * that a reload still has it. Each is kept for the room it names (its `room` claim; `*`, every
+ * The page's tokens: a share link's `#token=` (or `?token=`) is taken out of the address (so
+ * that it is not copied, bookmarked or shown along with it) and kept in sessionStorage, for this
+ * tab only, so that a reload still has it. Each is kept for the room it names (its `room` claim; `*`, every
  * room, for a token that names none), so that a tab opened on one room's link can go on to
  * another with that room's own token, or with none. A room's token goes to its WebSocket and,
  * as a bearer token, to the HTTP calls about it; the every-room token to the rest.
  */
+
+import { tokenFrom, withoutToken } from "./router";
 
 const KEY = "duet.tokens";
 /** The key of a token for every room, as the server writes it in the `room` claim. */
@@ -60,15 +62,13 @@ export function adoptToken(token: string): void {
   save();
 }
 
-/** Moves a `?token=` from the address into the session. Call once, before anything renders. */
+/** Moves a `#token=` or `?token=` from the address into the session. Call once, before anything renders. */
 export function adoptTokenFromAddress(): void {
   tokens = load();
-  const url = new URL(window.location.href);
-  const fromAddress = url.searchParams.get("token");
-  if (fromAddress !== null && fromAddress !== "") {
+  const fromAddress = tokenFrom(window.location.href);
+  if (fromAddress !== undefined) {
     adoptToken(fromAddress);
-    url.searchParams.delete("token");
-    window.history.replaceState(window.history.state, "", `${url.pathname}${url.search}${url.hash}`);
+    window.history.replaceState(window.history.state, "", withoutToken(window.location.href));
   }
 }
 

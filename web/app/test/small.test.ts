@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { HttpError } from "../src/api";
 import { revisionError } from "../src/History";
 import { loadLanguage } from "../src/languages";
-import { roomIdFrom, roomIdOfPath, roomPath, tokenFrom } from "../src/router";
+import { roomIdFrom, roomIdOfPath, roomPath, tokenFrom, withoutToken } from "../src/router";
 import { roomOfToken, tokenClaims, tokenFor, tokensFrom } from "../src/session";
 
 const ROOM = "6f1c2a3b-0000-4000-8000-000000000001";
@@ -78,6 +78,18 @@ describe("tokens", () => {
     expect(tokenFrom(`https://duet.example/r/${ROOM}`)).toBeUndefined();
     expect(tokenFrom(`https://duet.example/r/${ROOM}?token=`)).toBeUndefined();
     expect(tokenFrom(ROOM)).toBeUndefined();
+    // In the fragment, which never reaches the server, first.
+    expect(tokenFrom(`https://duet.example/r/${ROOM}#token=frag`)).toBe("frag");
+    expect(tokenFrom(`https://duet.example/r/${ROOM}?token=query#token=frag`)).toBe("frag");
+  });
+
+  it("takes the token out of an address and leaves the rest", () => {
+    expect(withoutToken(`https://duet.example/r/${ROOM}?token=t`)).toBe(`/r/${ROOM}`);
+    expect(withoutToken(`https://duet.example/r/${ROOM}#token=t`)).toBe(`/r/${ROOM}`);
+    expect(withoutToken(`https://duet.example/r/${ROOM}?readonly=1&token=t#token=u&x=1`)).toBe(
+      `/r/${ROOM}?readonly=1#x=1`,
+    );
+    expect(withoutToken(`https://duet.example/r/${ROOM}#section`)).toBe(`/r/${ROOM}#section`);
   });
 });
 

@@ -283,7 +283,8 @@ test('share links: a viewer watches one room and, in the same tab, edits another
     expect(response.status).toBe(201);
     return ((await response.json()) as { token: string }).token;
   };
-  const viewerLink = `${server.url}/r/${watched}?token=${await share(watched, 'viewer')}`;
+  // A link with the token in its fragment (never sent to the server), and one in its query.
+  const viewerLink = `${server.url}/r/${watched}#token=${await share(watched, 'viewer')}`;
   const editorLink = `${server.url}/r/${edited}?token=${await share(edited, 'editor')}`;
   await page.addInitScript(() => window.localStorage.setItem('duet.name', 'Guest'));
 
