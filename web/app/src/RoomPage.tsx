@@ -14,6 +14,7 @@ import { createRoomEditor, type RoomEditor } from "./editor";
 import { HistorySlider, HistoryView, useHistory } from "./History";
 import { NameField } from "./NameField";
 import { randomName, storedName, storeName } from "./names";
+import { storedSuggestWhileTyping, storeSuggestWhileTyping } from "./preferences";
 import { RevisionTexts } from "./revisions";
 import { navigate, roomPath } from "./router";
 import { currentToken, tokenClaims } from "./session";
@@ -79,6 +80,7 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
   );
   const [ready, setReady] = useState(false);
   const [copied, setCopied] = useState("");
+  const [suggestWhileTyping, setSuggestWhileTyping] = useState(storedSuggestWhileTyping);
   const [languages, setLanguages] = useState<Language[]>(LANGUAGES);
 
   const connection = useSelector((state: RootState) => state.connection);
@@ -149,6 +151,7 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
           editorRef.current = createRoomEditor(editorParent.current, client, {
             language: welcome.language,
             readOnly: store.getState().room.readOnly,
+            suggestWhileTyping: storedSuggestWhileTyping(),
             onChange: pending,
           });
           setReady(true);
@@ -194,6 +197,10 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
   useEffect(() => {
     editorRef.current?.setLanguage(room.language);
   }, [room.language, ready]);
+
+  useEffect(() => {
+    editorRef.current?.setSuggestWhileTyping(suggestWhileTyping);
+  }, [suggestWhileTyping, ready]);
 
   const closed = connection.state === "closed";
   useEffect(() => {
@@ -292,6 +299,23 @@ function Room({ roomId, name }: { roomId: string; name: string }) {
               })}
             </ul>
           </section>
+          {!room.readOnly && (
+            <section aria-labelledby="completions-heading">
+              <h2 id="completions-heading">Completions</h2>
+              <label className="check">
+                <input
+                  type="checkbox"
+                  checked={suggestWhileTyping}
+                  onChange={(event) => {
+                    setSuggestWhileTyping(event.target.checked);
+                    storeSuggestWhileTyping(event.target.checked);
+                  }}
+                />
+                Suggest when I pause
+              </label>
+              <p className="muted hint">Ctrl-Space asks at any time.</p>
+            </section>
+          )}
           <HistorySlider look={look} live={live} />
         </aside>
       </div>

@@ -1,7 +1,8 @@
 /**
  * The room's editor: CodeMirror bound to the client (`duetCollab`), with the language's
  * highlighting (loaded on demand), completions from the room's engine (after 600 ms without
- * typing, or Ctrl-Space; Tab or Enter takes one), and a read-only switch.
+ * typing unless the person turned that off, or Ctrl-Space; Tab or Enter takes one), and a
+ * read-only switch.
  */
 
 import {
@@ -32,6 +33,8 @@ export interface RoomEditor {
   view: EditorView;
   setLanguage(language: string): void;
   setReadOnly(readOnly: boolean): void;
+  /** Whether completions are offered after a pause in typing (Ctrl-Space always asks). */
+  setSuggestWhileTyping(on: boolean): void;
   destroy(): void;
 }
 
@@ -86,10 +89,22 @@ function completionSource(client: DuetClient) {
 export function createRoomEditor(
   parent: HTMLElement,
   client: DuetClient,
-  options: { language: string; readOnly: boolean; onChange?: () => void },
+  options: { language: string; readOnly: boolean; suggestWhileTyping: boolean; onChange?: () => void },
 ): RoomEditor {
   const language = new Compartment();
   const readOnly = new Compartment();
+  const completions = new Compartment();
+  const completionExtension = (whileTyping: boolean) =>
+    autocompletion({
+      override: [completionSource(client)],
+      activateOnTyping: whileTyping,
+      activateOnTypingDelay: COMPLETION_IDLE_MS,
+      // CodeMirror ignores Tab and Enter for 75 ms after a completion shows, against keys
+      // already on their way; here a completion shows only after a pause (or Ctrl-Space),
+      // and a Tab or Enter pressed the moment it is seen must take it, not leave the editor
+      // or break the line.
+      interactionDelay: 0,
+    });
   const readOnlyExtensions = (on: boolean) => [EditorState.readOnly.of(on), EditorView.editable.of(!on)];
   const view = new EditorView({
     parent,
@@ -105,16 +120,7 @@ export function createRoomEditor(
         closeBrackets(),
         highlightActiveLine(),
         syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
-        autocompletion({
-          override: [completionSource(client)],
-          activateOnTyping: true,
-          activateOnTypingDelay: COMPLETION_IDLE_MS,
-          // CodeMirror ignores Tab and Enter for 75 ms after a completion shows, against keys
-          // already on their way; here a completion shows only after a pause (or Ctrl-Space),
-          // and a Tab or Enter pressed the moment it is seen must take it, not leave the editor
-          // or break the line.
-          interactionDelay: 0,
-        }),
+        completions.of(completionExtension(options.suggestWhileTyping)),
         // Tab takes the completion on offer; without one it leaves the editor, as it does
         // everywhere else on the page (the editor does not trap the keyboard).
         Prec.highest(keymap.of([{ key: "Tab", run: acceptCompletion }])),
@@ -152,6 +158,7 @@ export function createRoomEditor(
     view,
     setLanguage,
     setReadOnly: (on) => view.dispatch({ effects: readOnly.reconfigure(readOnlyExtensions(on)) }),
+    setSuggestWhileTyping: (on) => view.dispatch({ effects: completions.reconfigure(completionExtension(on)) }),
     destroy: () => {
       destroyed = true;
       view.destroy();

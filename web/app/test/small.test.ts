@@ -1,12 +1,13 @@
 /**
  * The small pure helpers: room ids from links and paths, a token's claimed role, revision
- * errors, a language's grammar.
+ * errors, a language's grammar, the editor preferences kept in storage.
  */
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { HttpError } from "../src/api";
 import { revisionError } from "../src/History";
 import { loadLanguage } from "../src/languages";
+import { storedSuggestWhileTyping, storeSuggestWhileTyping } from "../src/preferences";
 import { roomIdFrom, roomIdOfPath, roomPath, tokenFrom, withoutToken } from "../src/router";
 import { roomOfToken, tokenClaims, tokenFor, tokensFrom } from "../src/session";
 
@@ -108,6 +109,44 @@ describe("languages", () => {
   it("loads no grammar for a name that is only one of Object's properties", async () => {
     for (const name of ["constructor", "toString", "__proto__", "no-such-language"]) {
       await expect(loadLanguage(name)).resolves.toEqual([]);
+    }
+  });
+});
+
+describe("preferences", () => {
+  it("suggests while typing unless this browser turned it off, and keeps the choice", () => {
+    const kept = new Map<string, string>();
+    const storage = {
+      getItem: (key: string) => kept.get(key) ?? null,
+      setItem: (key: string, value: string) => void kept.set(key, value),
+    };
+    vi.stubGlobal("window", { localStorage: storage });
+    try {
+      expect(storedSuggestWhileTyping()).toBe(true);
+      storeSuggestWhileTyping(false);
+      expect(storedSuggestWhileTyping()).toBe(false);
+      storeSuggestWhileTyping(true);
+      expect(storedSuggestWhileTyping()).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("suggests while typing when storage is off, and forgets the choice without failing", () => {
+    const refusing = {
+      getItem: () => {
+        throw new Error("storage is off");
+      },
+      setItem: () => {
+        throw new Error("storage is off");
+      },
+    };
+    vi.stubGlobal("window", { localStorage: refusing });
+    try {
+      expect(() => storeSuggestWhileTyping(false)).not.toThrow();
+      expect(storedSuggestWhileTyping()).toBe(true);
+    } finally {
+      vi.unstubAllGlobals();
     }
   });
 });

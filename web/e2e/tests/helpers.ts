@@ -32,6 +32,13 @@ export async function openRoom(
   await expect(page.locator('.cm-content')).toBeVisible();
 }
 
+/** Unticks "Suggest when I pause", as someone who types without completions does. */
+export async function suggestNothingWhilePausing(page: Page): Promise<void> {
+  const suggest = page.getByLabel('Suggest when I pause');
+  await suggest.uncheck();
+  await expect(suggest).not.toBeChecked();
+}
+
 /** The editor's text as CodeMirror holds it (lines joined with newlines). */
 export async function editorText(page: Page): Promise<string> {
   return page.locator('.cm-content').evaluate((content) => {
@@ -40,7 +47,11 @@ export async function editorText(page: Page): Promise<string> {
   });
 }
 
-/** Types `count` keystrokes from `alphabet`, each at a random place; returns what was typed. */
+/**
+ * Types `count` keystrokes from `alphabet`, each at a random place; returns what was typed.
+ * Turn completions off first (`suggestNothingWhilePausing`): a busy machine makes pauses, and
+ * Enter takes a completion on offer instead of breaking the line.
+ */
 export async function typeAtRandom(
   page: Page,
   alphabet: string[],
