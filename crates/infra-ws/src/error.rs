@@ -54,6 +54,7 @@ pub const CODES: &[&str] = &[
     "too_many_connections",
     "too_many_connections_from_address",
     "rate_limited",
+    "busy",
     "internal",
 ];
 

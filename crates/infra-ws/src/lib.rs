@@ -34,7 +34,7 @@ use duet_app::ports::HealthCheck;
 use duet_app::{Autocomplete, Rooms};
 use duet_live::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
@@ -164,7 +164,7 @@ struct AppState {
     /// Held by each open WebSocket, so shutdown can wait for all of them to close.
     connections: mpsc::Sender<()>,
     /// Turns at rebuilding a room's code at an old revision (see [`REBUILDS_AT_ONCE`]).
-    rebuilds: Arc<Semaphore>,
+    rebuilds: Arc<routes::Rebuilds>,
 }
 
 /// How many rebuilds of a room's code at an old revision (`GET /rooms/{id}?revision=R`) run
@@ -173,6 +173,15 @@ struct AppState {
 /// of a long-lived room could otherwise keep every core busy. One at a time leaves the rest of
 /// the machine to the live rooms, whoever asks and however often.
 pub const REBUILDS_AT_ONCE: usize = 1;
+
+/// How many rebuild requests may wait for a turn; past that they are answered 503 `busy` with
+/// `Retry-After` at once, so a caller asking again and again holds no more than this many
+/// requests (and their connections' memory) in the server, and the wait stays short.
+pub const REBUILDS_WAITING: usize = 32;
+
+/// How long a rebuild request waits for its turn before it is answered 503 `busy`: a browser
+/// scrubbing history is better told to try again than left hanging behind others.
+pub const REBUILD_WAIT: Duration = Duration::from_secs(10);
 
 /// Stops the WebSocket connections of a [`router`] and waits for them.
 pub struct Shutdown {
@@ -218,7 +227,11 @@ pub fn router(services: Services, settings: Settings) -> (Router, Shutdown) {
         settings: Arc::new(settings),
         shutdown,
         connections,
-        rebuilds: Arc::new(Semaphore::new(REBUILDS_AT_ONCE)),
+        rebuilds: Arc::new(routes::Rebuilds::new(
+            REBUILDS_AT_ONCE,
+            REBUILDS_WAITING,
+            REBUILD_WAIT,
+        )),
     };
     // Everything but what a load balancer, a status page or a client choosing a language asks
     // needs a token when authentication is on. Room creation is counted per address once the

@@ -359,6 +359,16 @@ fn add_common_answers(operation: &mut Operation) {
                     header(Type::String, "`Bearer`, as RFC 6750 asks"),
                 );
             }
+            // Only `busy` among the 503 answers says when to come back.
+            "503" if response.description.contains("`busy`") => {
+                response.headers.insert(
+                    "Retry-After".to_owned(),
+                    header(
+                        Type::Integer,
+                        "With `busy`: whole seconds until the client may try again",
+                    ),
+                );
+            }
             "429" => {
                 response.headers.insert(
                     "Retry-After".to_owned(),
@@ -618,6 +628,22 @@ mod tests {
             .collect();
         assert!(documented.len() > 20, "{documented:?}");
         assert_eq!(documented, listed);
+    }
+
+    #[tokio::test]
+    async fn a_busy_answer_documents_when_to_come_back_and_a_failed_database_does_not() {
+        let document = served_document().await;
+        let old_code = &document["paths"]["/rooms/{roomId}"]["get"]["responses"]["503"];
+        assert!(
+            old_code["description"]
+                .as_str()
+                .is_some_and(|text| text.contains("`busy`")),
+            "{old_code}"
+        );
+        assert!(old_code["headers"]["Retry-After"].is_object(), "{old_code}");
+        let history = &document["paths"]["/rooms/{roomId}/history"]["get"]["responses"]["503"];
+        assert!(history.is_object(), "{history}");
+        assert!(history["headers"]["Retry-After"].is_null(), "{history}");
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! limits, a missing token, a bad body) are added to every operation in one place, in
 //! `crate::openapi`.
 
+use std::time::Duration;
+
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
@@ -15,6 +17,7 @@ use duet_app::{HistoryPage, NewRoom};
 use duet_domain::access::Role;
 use duet_domain::{Language, Room, RoomId, TextOperation};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -302,7 +305,9 @@ pub struct RoomQuery {
         (status = 410, description = "`revision_gone`: the code at `revision` cannot be rebuilt: \
             the room was created before servers kept its first code and has been snapshotted \
             since, or an operation on the way is missing from its log or damaged"),
-        (status = 503, description = "`unavailable`: the database failed"),
+        (status = 503, description = "`unavailable`: the database failed; `busy`: as many \
+            old revisions are being rebuilt, and waiting to be, as the server takes, or this one \
+            waited 10 seconds for its turn (`Retry-After` says when to ask again)"),
     ),
     security(("bearer" = []))
 )]
@@ -322,10 +327,9 @@ pub async fn get_room(
                 current
             } else {
                 // An older revision is rebuilt by replaying the log, so it waits for a turn; a
-                // later one is refused at once. (The semaphore is never closed; were it, the
-                // rebuild would run without a turn.)
+                // later one is refused at once.
                 let _turn = if revision < current.revision() {
-                    Some(state.rebuilds.acquire().await)
+                    Some(state.rebuilds.turn().await?)
                 } else {
                     None
                 };
@@ -334,6 +338,53 @@ pub async fn get_room(
         }
     };
     Ok(Json(room.into()))
+}
+
+/// Turns at rebuilding a room's code at an old revision: a few run at once, a bounded number
+/// wait up to a deadline, and the rest are told at once to try again (503 `busy`).
+pub(crate) struct Rebuilds {
+    running: Semaphore,
+    places: Semaphore,
+    wait: Duration,
+}
+
+/// A turn at rebuilding; the next request gets it when this is dropped.
+pub(crate) struct RebuildTurn<'a> {
+    _running: SemaphorePermit<'a>,
+    _place: SemaphorePermit<'a>,
+}
+
+impl Rebuilds {
+    pub(crate) fn new(at_once: usize, waiting: usize, wait: Duration) -> Self {
+        Self {
+            running: Semaphore::new(at_once),
+            places: Semaphore::new(at_once + waiting),
+            wait,
+        }
+    }
+
+    /// Waits for a turn, or answers `busy` when too many wait already or the wait is too long.
+    pub(crate) async fn turn(&self) -> Result<RebuildTurn<'_>, ApiError> {
+        let busy = || {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server is rebuilding as many old revisions as it takes at once; try again \
+                 in a moment",
+            )
+            .retry_after(1)
+        };
+        let place = self.places.try_acquire().map_err(|_| busy())?;
+        // The semaphores are never closed, so `acquire` fails only by the deadline.
+        let running = tokio::time::timeout(self.wait, self.running.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        Ok(RebuildTurn {
+            _running: running,
+            _place: place,
+        })
+    }
 }
 
 /// How many operations a page of history holds when `limit` is not given.
@@ -845,7 +896,9 @@ mod tests {
     use tokio::sync::Semaphore;
     use tower::ServiceExt;
 
-    use crate::{REBUILDS_AT_ONCE, Services, Settings, Wire, router};
+    use crate::{
+        REBUILD_WAIT, REBUILDS_AT_ONCE, REBUILDS_WAITING, Services, Settings, Wire, router,
+    };
 
     /// The in-memory store, with every read of a range of the log held at a gate until the
     /// test opens it, and counted as it arrives.
@@ -961,8 +1014,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn old_revisions_are_rebuilt_one_at_a_time() {
+    /// A server on the gated store with one room of three revisions.
+    async fn gated_server() -> (Router, Arc<Gated>, RoomId) {
         let store = Arc::new(Gated {
             store: InMemoryRoomRepository::default(),
             gate: Semaphore::new(0),
@@ -985,13 +1038,38 @@ mod tests {
             autocomplete: Autocomplete::new(Arc::new(CannedAutocompleter)),
             health,
         };
-        let app = router(services, Settings::default()).0;
+        (router(services, Settings::default()).0, store, room.id())
+    }
+
+    /// The status, the error code and the `Retry-After` of an answer.
+    async fn answer(app: &Router, uri: String) -> (StatusCode, String, Option<String>) {
+        let request = Request::get(uri).body(Body::empty()).expect("a request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|value| value.to_str().expect("ASCII").to_owned());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (status, code, retry_after)
+    }
+
+    #[tokio::test]
+    async fn old_revisions_are_rebuilt_one_at_a_time() {
+        let (app, store, id) = gated_server().await;
         // Many people ask for old revisions at once: one rebuild reads the log, the rest wait.
         let asked = REBUILDS_AT_ONCE + 3;
         let requests: Vec<_> = (0..asked)
             .map(|_| {
                 let app = app.clone();
-                let uri = format!("/rooms/{}?revision=1", room.id());
+                let uri = format!("/rooms/{id}?revision=1");
                 tokio::spawn(async move { get(&app, uri).await })
             })
             .collect();
@@ -999,7 +1077,6 @@ mod tests {
         assert_eq!(store.reads.load(Ordering::SeqCst), REBUILDS_AT_ONCE);
         // The current code is not a rebuild, nor is a revision not yet reached, nor an unknown
         // room: they are answered meanwhile.
-        let id = room.id();
         assert_eq!(get(&app, format!("/rooms/{id}")).await, StatusCode::OK);
         assert_eq!(
             get(&app, format!("/rooms/{id}?revision=3")).await,
@@ -1021,5 +1098,57 @@ mod tests {
             assert_eq!(request.await.expect("answered"), StatusCode::OK);
         }
         assert_eq!(store.reads.load(Ordering::SeqCst), asked);
+    }
+
+    #[tokio::test]
+    async fn rebuilds_past_the_waiting_places_are_told_to_come_back() {
+        let (app, store, id) = gated_server().await;
+        let held: Vec<_> = (0..REBUILDS_AT_ONCE + REBUILDS_WAITING)
+            .map(|_| {
+                let app = app.clone();
+                let uri = format!("/rooms/{id}?revision=1");
+                tokio::spawn(async move { get(&app, uri).await })
+            })
+            .collect();
+        settle().await;
+        // Every place is taken: the next request is refused at once, and reads nothing.
+        let (status, code, retry_after) = answer(&app, format!("/rooms/{id}?revision=2")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(code, "busy");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(store.reads.load(Ordering::SeqCst), REBUILDS_AT_ONCE);
+        // Those that waited are all answered, and then there is room again.
+        store.gate.add_permits(held.len() + 1);
+        for request in held {
+            assert_eq!(request.await.expect("answered"), StatusCode::OK);
+        }
+        let (status, _, _) = answer(&app, format!("/rooms/{id}?revision=2")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuild_that_waits_too_long_for_its_turn_is_told_to_come_back() {
+        let (app, store, id) = gated_server().await;
+        let running = {
+            let app = app.clone();
+            let uri = format!("/rooms/{id}?revision=1");
+            tokio::spawn(async move { get(&app, uri).await })
+        };
+        settle().await;
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+        // The rebuild ahead never finishes; this one gives up at the deadline, not before.
+        let started = tokio::time::Instant::now();
+        let (status, code, retry_after) = answer(&app, format!("/rooms/{id}?revision=2")).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= REBUILD_WAIT && waited < REBUILD_WAIT * 2,
+            "{waited:?}"
+        );
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(code, "busy");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+        store.gate.add_permits(1);
+        assert_eq!(running.await.expect("answered"), StatusCode::OK);
     }
 }

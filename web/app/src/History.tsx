@@ -23,6 +23,9 @@ export function revisionError(revision: number, error: unknown): string {
     if (error.code === "revision_gone" || error.status === 410) {
       return `Revision ${revision} is older than the server keeps.`;
     }
+    if (error.code === "busy") {
+      return `The server is busy rebuilding old revisions: move the slider again in a moment to see revision ${revision}.`;
+    }
   }
   return `Could not load revision ${revision}: ${(error as Error).message}`;
 }

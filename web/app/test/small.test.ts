@@ -103,6 +103,15 @@ describe("revision errors", () => {
     );
     expect(revisionError(2, new Error("Failed to fetch"))).toBe("Could not load revision 2: Failed to fetch");
   });
+
+  it("asks to try again when the server is busy rebuilding", () => {
+    expect(revisionError(4, new HttpError(503, "busy", "the server is rebuilding"))).toBe(
+      "The server is busy rebuilding old revisions: move the slider again in a moment to see revision 4.",
+    );
+    expect(revisionError(4, new HttpError(503, "unavailable", "the service cannot answer right now"))).toBe(
+      "Could not load revision 4: the service cannot answer right now",
+    );
+  });
 });
 
 describe("languages", () => {
