@@ -1061,18 +1061,27 @@ mod tests {
         (status, code, retry_after)
     }
 
-    #[tokio::test]
-    async fn old_revisions_are_rebuilt_one_at_a_time() {
-        let (app, store, id) = gated_server().await;
-        // Many people ask for old revisions at once: one rebuild reads the log, the rest wait.
-        let asked = REBUILDS_AT_ONCE + 3;
-        let requests: Vec<_> = (0..asked)
+    /// Sends `count` requests for the room's code at revision 1, each in a task of its own.
+    fn ask_for_revision_1(
+        app: &Router,
+        id: RoomId,
+        count: usize,
+    ) -> Vec<tokio::task::JoinHandle<StatusCode>> {
+        (0..count)
             .map(|_| {
                 let app = app.clone();
                 let uri = format!("/rooms/{id}?revision=1");
                 tokio::spawn(async move { get(&app, uri).await })
             })
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn old_revisions_are_rebuilt_one_at_a_time() {
+        let (app, store, id) = gated_server().await;
+        // Many people ask for old revisions at once: one rebuild reads the log, the rest wait.
+        let asked = REBUILDS_AT_ONCE + 3;
+        let requests = ask_for_revision_1(&app, id, asked);
         settle().await;
         assert_eq!(store.reads.load(Ordering::SeqCst), REBUILDS_AT_ONCE);
         // The current code is not a rebuild, nor is a revision not yet reached, nor an unknown
@@ -1103,13 +1112,7 @@ mod tests {
     #[tokio::test]
     async fn rebuilds_past_the_waiting_places_are_told_to_come_back() {
         let (app, store, id) = gated_server().await;
-        let held: Vec<_> = (0..REBUILDS_AT_ONCE + REBUILDS_WAITING)
-            .map(|_| {
-                let app = app.clone();
-                let uri = format!("/rooms/{id}?revision=1");
-                tokio::spawn(async move { get(&app, uri).await })
-            })
-            .collect();
+        let held = ask_for_revision_1(&app, id, REBUILDS_AT_ONCE + REBUILDS_WAITING);
         settle().await;
         // Every place is taken: the next request is refused at once, and reads nothing.
         let (status, code, retry_after) = answer(&app, format!("/rooms/{id}?revision=2")).await;
@@ -1129,11 +1132,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_rebuild_that_waits_too_long_for_its_turn_is_told_to_come_back() {
         let (app, store, id) = gated_server().await;
-        let running = {
-            let app = app.clone();
-            let uri = format!("/rooms/{id}?revision=1");
-            tokio::spawn(async move { get(&app, uri).await })
-        };
+        let running = ask_for_revision_1(&app, id, 1);
         settle().await;
         assert_eq!(store.reads.load(Ordering::SeqCst), 1);
         // The rebuild ahead never finishes; this one gives up at the deadline, not before.
@@ -1149,6 +1148,8 @@ mod tests {
         assert_eq!(retry_after.as_deref(), Some("1"));
         assert_eq!(store.reads.load(Ordering::SeqCst), 1);
         store.gate.add_permits(1);
-        assert_eq!(running.await.expect("answered"), StatusCode::OK);
+        for request in running {
+            assert_eq!(request.await.expect("answered"), StatusCode::OK);
+        }
     }
 }
