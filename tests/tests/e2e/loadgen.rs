@@ -1,5 +1,9 @@
 //! A short load run as an end-to-end test: a handful of typists for a few seconds, through
 //! the real load generator, and its convergence check must pass.
+//!
+//! The counts of acknowledged operations are only checked to be well above nothing: keystrokes
+//! typed while an acknowledgement is awaited travel as one operation, so a busy machine
+//! acknowledges fewer, larger operations for the same typing.
 
 use std::time::Duration;
 
@@ -35,7 +39,7 @@ async fn a_short_load_run_converges_with_nothing_lost(backend: Backend) {
     assert!(report.converged, "{}", report.table("smoke"));
     assert_eq!(report.lost_edits, 0, "{}", report.table("smoke"));
     assert_eq!(report.errors, 0, "{}", report.table("smoke"));
-    assert!(report.edits_acked > 100, "{}", report.table("smoke"));
+    assert!(report.edits_acked > 20, "{}", report.table("smoke"));
     assert!(
         report.arrival.count >= report.edits_acked,
         "{}",
@@ -51,7 +55,7 @@ async fn the_baseline_relay_carries_the_same_load() {
     options.check_convergence = false;
     options.create_rooms = false;
     let report = duet_loadgen::run(&options).await.expect("the load runs");
-    assert!(report.edits_acked > 100, "{}", report.table("relay"));
+    assert!(report.edits_acked > 20, "{}", report.table("relay"));
     assert_eq!(report.errors, 0, "{}", report.table("relay"));
 }
 
@@ -75,7 +79,7 @@ async fn typists_join_an_existing_room(backend: Backend) {
         "{}",
         report.table("first")
     );
-    assert!(report.edits_acked > 20, "{}", report.table("first"));
+    assert!(report.edits_acked > 5, "{}", report.table("first"));
     let before = server.room(&room).await;
     // An idle typist changes nothing and still agrees with the room.
     let mut idle = options(url);

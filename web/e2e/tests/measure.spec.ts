@@ -83,6 +83,8 @@ async function arrivals(page: Page, sent: Record<string, number>): Promise<numbe
 }
 
 test('keystroke to the other page', async ({ browser }) => {
+  // 300 keystrokes through two pages: minutes on a busy two-core machine.
+  test.setTimeout(300_000);
   const server = await DuetServer.start();
   try {
     const room = await server.createRoom({ code: '' });

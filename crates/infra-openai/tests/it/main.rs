@@ -71,12 +71,26 @@ async fn fake_server(behaviour: Behaviour) -> (SocketAddr, Fake) {
     (address, fake)
 }
 
+/// Long enough for an answer from the fake server on a busy machine: a slower one would make
+/// the engine fall back to the local one and the answer tests fail for nothing.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// What the test of a server that never answers waits.
+const HANG_TIMEOUT: Duration = Duration::from_millis(300);
+
 fn engine(address: SocketAddr, fill_in_the_middle: bool) -> OpenAiAutocompleter {
+    engine_waiting(address, fill_in_the_middle, ANSWER_TIMEOUT)
+}
+
+fn engine_waiting(
+    address: SocketAddr,
+    fill_in_the_middle: bool,
+    timeout: Duration,
+) -> OpenAiAutocompleter {
     OpenAiAutocompleter::new(OpenAiConfig {
         base_url: format!("http://{address}/v1"),
         api_key: Some("sk-test".into()),
         model: "coder".into(),
-        timeout: Duration::from_millis(300),
+        timeout,
         max_tokens: 32,
         fill_in_the_middle,
     })
@@ -136,8 +150,13 @@ async fn never_suggests_what_follows_the_cursor() {
 #[tokio::test]
 async fn falls_back_to_the_local_engine_when_the_model_fails() {
     for behaviour in [Behaviour::Hang, Behaviour::Garbage, Behaviour::Fail] {
+        let timeout = if matches!(behaviour, Behaviour::Hang) {
+            HANG_TIMEOUT
+        } else {
+            ANSWER_TIMEOUT
+        };
         let (address, _) = fake_server(behaviour).await;
-        let completion = engine(address, true)
+        let completion = engine_waiting(address, true, timeout)
             .complete(&request("pri", 3))
             .await
             .expect("an answer");

@@ -264,7 +264,9 @@ async fn three_hundred_partial_heads_are_all_closed_while_others_are_served() {
 #[tokio::test]
 async fn a_slow_but_complete_head_is_answered_and_idling_does_not_count_against_the_next() {
     let server = Server::start(ConnectionLimits {
-        header_timeout: Duration::from_secs(2),
+        // The head comes in pieces over about half a second: well within, even on a busy
+        // machine.
+        header_timeout: Duration::from_secs(5),
         idle_timeout: PATIENCE,
         ..ConnectionLimits::default()
     })
@@ -281,7 +283,7 @@ async fn a_slow_but_complete_head_is_answered_and_idling_does_not_count_against_
     assert_eq!(answer.status, 200);
     // Idle for longer than the header timeout: the header clock only starts with the next
     // request's first byte, so the kept-alive connection still serves it.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
     assert_eq!(exchange(&mut stream, GET_STATUS).await.status, 200);
     server.stop().await;
 }
@@ -618,7 +620,8 @@ async fn requests_hyper_refuses_are_answered_in_the_json_shape() {
 async fn stopping_closes_websockets_with_1001_and_waits_for_nothing_else() {
     let server = Server::with_settings(
         Settings {
-            shutdown_grace: PATIENCE,
+            // Far longer than a stop that waits for nothing takes, even on a busy machine.
+            shutdown_grace: PATIENCE * 3,
             ..Settings::default()
         },
         Arc::new(InMemoryRoomRepository::default()),
@@ -649,6 +652,6 @@ async fn stopping_closes_websockets_with_1001_and_waits_for_nothing_else() {
     drop(socket);
     // The idle HTTP connection and the closed WebSocket are all there was: no grace to wait out.
     stopping.await.expect("stops");
-    assert!(started.elapsed() < PATIENCE / 2, "{:?}", started.elapsed());
+    assert!(started.elapsed() < PATIENCE, "{:?}", started.elapsed());
     closed_after(&mut http, started).await;
 }
